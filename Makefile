@@ -1,0 +1,151 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# kcm-bpf: KCM semantics on sockmap. `make`, `make test`, `make demo`, `make install`.
+
+OUTPUT ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CC ?= gcc
+PKG_CONFIG ?= pkg-config
+
+MACHINE := $(shell uname -m)
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' \
+	-e 's/s390x/s390/' -e 's/riscv64/riscv/')
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+VMLINUX_VENDORED := vmlinux/$(MACHINE)/vmlinux.h
+
+LIBBPF_CFLAGS := $(shell $(PKG_CONFIG) --cflags libbpf 2>/dev/null)
+LIBBPF_LIBS := $(shell $(PKG_CONFIG) --libs libbpf 2>/dev/null || echo -lbpf)
+
+# System include dirs clang needs for -target bpf (asm/types.h and friends).
+CLANG_BPF_SYS_INCLUDES ?= $(shell $(CLANG) -v -E - </dev/null 2>&1 \
+	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+
+WARN := -Wall -Wextra -Werror
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -fPIC -I$(OUTPUT) -Ibpf -Iuser/include \
+	-Iuser/lib $(LIBBPF_CFLAGS)
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(OUTPUT) -Ibpf $(CLANG_BPF_SYS_INCLUDES) \
+	-Wall -Werror
+
+SOVERSION := 0
+VERSION := 0.1.0
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
+LIB_SRCS := $(wildcard user/lib/*.c)
+LIB_OBJS := $(patsubst user/lib/%.c,$(OUTPUT)/lib/%.o,$(LIB_SRCS))
+LOADER_SRCS := $(wildcard user/loader/*.c)
+LOADER_OBJS := $(patsubst user/loader/%.c,$(OUTPUT)/loader/%.o,$(LOADER_SRCS))
+PROG_SRCS := $(wildcard tests/progs/*.c)
+PROGS := $(patsubst tests/progs/%.c,$(OUTPUT)/tests/%,$(PROG_SRCS))
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNITS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/unit_%,$(UNIT_SRCS))
+
+ifeq ($(V),1)
+	Q =
+	msg =
+else
+	Q = @
+	msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: all clean test demo install deps bench check-deps
+.SECONDARY: $(BPF_OBJS)
+
+all: $(OUTPUT)/libkcm.a $(OUTPUT)/libkcm.so $(OUTPUT)/kcm-loader $(BPF_OBJS) $(PROGS) $(UNITS)
+
+$(OUTPUT) $(OUTPUT)/lib $(OUTPUT)/loader $(OUTPUT)/tests:
+	$(Q)mkdir -p $@
+
+# vmlinux.h from the running kernel's BTF, else the vendored copy for this machine.
+$(OUTPUT)/vmlinux.h: | $(OUTPUT)
+	$(call msg,GEN,$@)
+	$(Q)if [ -r $(VMLINUX_BTF) ]; then \
+		$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@; \
+	elif [ -r $(VMLINUX_VENDORED) ]; then \
+		cp $(VMLINUX_VENDORED) $@; \
+	else \
+		echo "no $(VMLINUX_BTF) and no $(VMLINUX_VENDORED): see vmlinux/README.md" >&2; exit 1; \
+	fi
+
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/kcm_shared.h $(OUTPUT)/vmlinux.h | $(OUTPUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $(subst .,_,$*)_bpf > $@
+
+$(OUTPUT)/lib/%.o: user/lib/%.c $(wildcard user/lib/*.h) user/include/kcm.h bpf/kcm_shared.h \
+		$(SKELS) | $(OUTPUT)/lib
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/libkcm.a: $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(OUTPUT)/libkcm.so: $(LIB_OBJS)
+	$(call msg,LD,$@)
+	$(Q)$(CC) -shared -Wl,-soname,libkcm.so.$(SOVERSION) -o $@ $^ $(LIBBPF_LIBS) -lpthread
+
+$(OUTPUT)/loader/%.o: user/loader/%.c $(wildcard user/loader/*.h) user/include/kcm.h \
+		bpf/kcm_shared.h | $(OUTPUT)/loader
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Iuser/loader -DKCM_VERSION='"$(VERSION)"' -c $< -o $@
+
+$(OUTPUT)/kcm-loader: $(LOADER_OBJS) $(OUTPUT)/libkcm.a
+	$(call msg,LINK,$@)
+	$(Q)$(CC) -o $@ $^ $(LIBBPF_LIBS) -lpthread
+
+$(OUTPUT)/tests/%: tests/progs/%.c tests/progs/progs.h $(OUTPUT)/libkcm.a user/include/kcm.h \
+		| $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/progs -o $@ $< $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) -lpthread
+
+$(OUTPUT)/tests/unit_%: tests/unit/%.c $(OUTPUT)/libkcm.a | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) -lpthread
+
+deps:
+	$(Q)scripts/install-deps.sh
+
+test:
+	$(Q)scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/run-tests.sh
+
+demo:
+	$(Q)scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/demo.sh
+
+bench:
+	$(Q)scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/bench.sh
+
+install: all
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/kcm-bpf \
+		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man3
+	$(Q)install -m 0755 $(OUTPUT)/kcm-loader $(DESTDIR)$(PREFIX)/bin/
+	$(Q)install -m 0644 $(OUTPUT)/libkcm.a $(DESTDIR)$(PREFIX)/lib/
+	$(Q)install -m 0755 $(OUTPUT)/libkcm.so $(DESTDIR)$(PREFIX)/lib/libkcm.so.$(VERSION)
+	$(Q)ln -sf libkcm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libkcm.so.$(SOVERSION)
+	$(Q)ln -sf libkcm.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libkcm.so
+	$(Q)install -m 0644 user/include/kcm.h $(DESTDIR)$(PREFIX)/include/
+	$(Q)install -m 0644 $(BPF_OBJS) $(DESTDIR)$(PREFIX)/lib/kcm-bpf/
+	$(Q)install -m 0644 docs/kcm-loader.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	$(Q)install -m 0644 docs/libkcm.3 $(DESTDIR)$(PREFIX)/share/man/man3/
+	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' user/libkcm.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/libkcm.pc
+
+clean:
+	$(call msg,CLEAN,$(OUTPUT))
+	$(Q)rm -rf $(OUTPUT)

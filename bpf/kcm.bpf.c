@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The receive data plane of one multiplexor: a stream parser that finds message
+ * boundaries with a configurable length prefix, a stream verdict that steers whole
+ * messages to the KCM sockets of the group, and a verdict that moves messages off a
+ * receive-disabled KCM socket.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "kcm_shared.h"
+
+#define EMSGSIZE 90
+#define EBADMSG 74
+#define BPF_F_INGRESS 1
+#define SK_PASS 1
+#define SK_DROP 0
+/* bpf_skb_load_bytes() refuses offsets above this on sk_skb programs */
+#define KCM_LOAD_LIMIT 0xffff
+
+/* Framing and policy, fixed when the mux is created (filled between open and load). */
+const volatile __u32 cfg_len_offset = 0;
+const volatile __u32 cfg_len_size = 4;
+const volatile __u32 cfg_big_endian = 1;
+const volatile __s64 cfg_len_adjust = 4;
+const volatile __u32 cfg_max_msg = 65536;
+const volatile __u32 cfg_batch = 1;
+const volatile __u32 cfg_policy = KCM_STEER_MESSAGES;
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, KCM_MAX_TRANSPORTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} transports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, KCM_MAX_MEMBERS);
+	__type(key, __u32);
+	__type(value, __u64);
+} group SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kcm_steer);
+} steer SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kcm_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KCM_MAX_MEMBERS);
+	__type(key, __u32);
+	__type(value, struct kcm_member_counters);
+} member_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kcm_config);
+} mux_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KCM_MAX_TRANSPORTS);
+	__type(key, __u32);
+	__type(value, struct kcm_transport_info);
+} transport_info SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KCM_MAX_MEMBERS);
+	__type(key, __u32);
+	__type(value, struct kcm_member_info);
+} member_info SEC(".maps");
+
+static __always_inline struct kcm_counters *cnt(void)
+{
+	__u32 key = 0;
+
+	return bpf_map_lookup_elem(&counters, &key);
+}
+
+/* strparser keeps the message start in the skb control block; __sk_buff has no field for it. */
+static __always_inline struct strp_msg strp_msg_of(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sk_skb_cb *cb = (struct sk_skb_cb *)&kskb->cb[0];
+	struct strp_msg m = {};
+
+	bpf_probe_read_kernel(&m, sizeof(m), &cb->strp.strp);
+	return m;
+}
+
+/* strparser fails a message longer than the transport's receive buffer with EMSGSIZE. */
+static __always_inline __u32 rcvbuf_of(struct __sk_buff *skb)
+{
+	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sock *sk = NULL;
+	int rcvbuf = 0;
+
+	bpf_probe_read_kernel(&sk, sizeof(sk), &kskb->sk);
+	if (sk)
+		bpf_probe_read_kernel(&rcvbuf, sizeof(rcvbuf), &sk->sk_rcvbuf);
+	return rcvbuf > 0 ? rcvbuf : 0;
+}
+
+/*
+ * Length of the frame whose first byte is at @at, with @avail bytes present from @at:
+ * > 0 the length, 0 header incomplete, < 0 errno for a frame that cannot be valid.
+ * Global, so the verifier checks it once instead of once per caller state.
+ */
+__noinline int kcm_frame_len(struct __sk_buff *skb, __u32 at, __u32 avail)
+{
+	__u32 hdr_end = cfg_len_offset + cfg_len_size;
+	__u8 b[8] = {};
+	__u64 v = 0;
+	__s64 len;
+	int i;
+
+	if (!skb || avail < hdr_end)
+		return 0;
+	at += cfg_len_offset;
+	if (at > KCM_LOAD_LIMIT)
+		return 0;
+	switch (cfg_len_size) {
+	case 1:
+		if (bpf_skb_load_bytes(skb, at, b, 1))
+			return 0;
+		break;
+	case 2:
+		if (bpf_skb_load_bytes(skb, at, b, 2))
+			return 0;
+		break;
+	case 3:
+		if (bpf_skb_load_bytes(skb, at, b, 3))
+			return 0;
+		break;
+	case 4:
+		if (bpf_skb_load_bytes(skb, at, b, 4))
+			return 0;
+		break;
+	default:
+		if (bpf_skb_load_bytes(skb, at, b, 8))
+			return 0;
+		break;
+	}
+#pragma unroll
+	for (i = 0; i < 8; i++) {
+		if (i >= cfg_len_size)
+			break;
+		if (cfg_big_endian)
+			v = (v << 8) | b[i];
+		else
+			v |= (__u64)b[i] << (8 * i);
+	}
+	if (v > (1ULL << 40))
+		return -EMSGSIZE;
+	len = (__s64)v + cfg_len_adjust;
+	if (len > (__s64)cfg_max_msg)
+		return -EMSGSIZE;
+	if (len < (__s64)hdr_end || len <= 0)
+		return -EBADMSG;
+	return (int)len;
+}
+
+/*
+ * Returns the length of every complete message available (up to cfg_batch), the
+ * length of the first message when it is still incomplete, 0 when its header is
+ * incomplete, or a negative errno that strparser posts on the transport.
+ */
+SEC("sk_skb/stream_parser")
+int kcm_parser(struct __sk_buff *skb)
+{
+	struct strp_msg m = strp_msg_of(skb);
+	struct kcm_counters *c = cnt();
+	__u32 base = m.offset, avail, pos = 0, limit;
+	int len;
+
+	if (skb->len <= base)
+		return 0;
+	avail = skb->len - base;
+	limit = cfg_batch > 1 ? rcvbuf_of(skb) : 0;
+	for (int n = 0; n < KCM_MAX_BATCH; n++) {
+		if (n >= cfg_batch || pos >= avail)
+			break;
+		len = kcm_frame_len(skb, base + pos, avail - pos);
+		if (len == 0) {
+			if (n == 0 && c)
+				c->need_more_hdr++;
+			break;
+		}
+		if (len < 0) {
+			if (n)
+				break; /* deliver the good ones; the bad frame fails next call */
+			if (c && len == -EMSGSIZE)
+				c->err_too_big++;
+			else if (c)
+				c->err_bad_len++;
+			return len;
+		}
+		if ((__u32)len > avail - pos) {
+			if (n == 0)
+				return len;
+			break;
+		}
+		/* a batch must not look like one oversized message to strparser */
+		if (n && pos + len > limit)
+			break;
+		pos += len;
+	}
+	return pos;
+}
+
+/* Number of messages in a batch the parser accepted. */
+static __always_inline __u32 batch_msgs(struct __sk_buff *skb, __u32 base, __u32 full)
+{
+	__u32 pos = 0, n;
+	int len;
+
+	if (cfg_batch <= 1)
+		return 1;
+	for (n = 0; n < KCM_MAX_BATCH; n++) {
+		if (pos >= full)
+			break;
+		len = kcm_frame_len(skb, base + pos, full - pos);
+		if (len <= 0)
+			break;
+		pos += len;
+	}
+	return n ? n : 1;
+}
+
+/* Redirect to the member whose turn it is (deficit round-robin, see struct kcm_steer). */
+__noinline int kcm_steer(struct __sk_buff *skb, __u32 msgs, __u32 bytes)
+{
+	__s64 units = cfg_policy == KCM_STEER_BYTES ? bytes : msgs;
+	__u32 key = 0, nm, cur, slot, i;
+	struct kcm_member_counters *mc;
+	struct kcm_steer *st;
+
+	st = bpf_map_lookup_elem(&steer, &key);
+	if (!skb || !st)
+		return SK_DROP;
+	bpf_spin_lock(&st->lock);
+	nm = st->nmembers;
+	if (nm > KCM_MAX_MEMBERS)
+		nm = KCM_MAX_MEMBERS;
+	cur = st->cursor % KCM_MAX_MEMBERS;
+	if (cur >= nm)
+		cur = 0;
+	if (nm && st->credit[cur] <= 0) {
+		cur = cur + 1 >= nm ? 0 : cur + 1;
+		cur %= KCM_MAX_MEMBERS;
+		st->credit[cur] += st->quantum;
+		if (st->credit[cur] <= 0) /* quantum below one batch: forgive the rest */
+			st->credit[cur] = st->quantum;
+	}
+	st->credit[cur] -= units;
+	st->cursor = cur;
+	bpf_spin_unlock(&st->lock);
+	/* A member closed without kcm_close() leaves a hole: try the others in order. */
+	for (i = 0; i < KCM_MAX_MEMBERS; i++) {
+		if (i >= nm)
+			break;
+		slot = st->slots[(cur + i) % nm % KCM_MAX_MEMBERS];
+		if (bpf_sk_redirect_map(skb, &group, slot, BPF_F_INGRESS) != SK_PASS)
+			continue;
+		mc = bpf_map_lookup_elem(&member_counters, &slot);
+		if (mc) {
+			mc->msgs += msgs;
+			mc->bytes += bytes;
+		}
+		return SK_PASS;
+	}
+	return SK_DROP;
+}
+
+SEC("sk_skb/stream_verdict")
+int kcm_verdict(struct __sk_buff *skb)
+{
+	struct strp_msg m = strp_msg_of(skb);
+	__u32 msgs = batch_msgs(skb, m.offset, m.full_len);
+	struct kcm_counters *c = cnt();
+	int ret = kcm_steer(skb, msgs, m.full_len);
+
+	if (!c)
+		return ret;
+	if (ret == SK_PASS) {
+		c->rx_msgs += msgs;
+		c->rx_bytes += m.full_len;
+		c->rx_redirects++;
+	} else {
+		c->rx_drops++;
+	}
+	return ret;
+}
+
+/* Runs on data written into a KCM socket itself: one datagram is one message to move. */
+SEC("sk_skb/stream_verdict")
+int kcm_requeue(struct __sk_buff *skb)
+{
+	struct kcm_counters *c = cnt();
+	int ret = kcm_steer(skb, 1, skb->len);
+
+	if (c && ret == SK_PASS)
+		c->requeued_msgs++;
+	else if (c)
+		c->rx_drops++;
+	return ret;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

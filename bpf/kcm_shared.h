@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Types and constants shared by the BPF data plane and user space. */
+#ifndef KCM_SHARED_H
+#define KCM_SHARED_H
+
+#define KCM_MAX_TRANSPORTS 1024 /* slots in one mux's transport map */
+#define KCM_MAX_MEMBERS 64	/* KCM sockets in one mux's group */
+#define KCM_MAX_BATCH 64	/* messages one redirect may carry */
+
+enum kcm_policy_id {
+	KCM_STEER_MESSAGES = 0, /* round-robin weighted by message count */
+	KCM_STEER_BYTES = 1,	/* round-robin weighted by bytes */
+};
+
+/* Counters of one CPU (per-CPU array, key 0); user space sums them. */
+struct kcm_counters {
+	__u64 rx_msgs;		/* messages delivered to a KCM socket */
+	__u64 rx_bytes;
+	__u64 rx_redirects;	/* redirects (one per batch) */
+	__u64 rx_drops;		/* batches with no live KCM socket to take them */
+	__u64 err_too_big;	/* frames longer than the mux maximum */
+	__u64 err_bad_len;	/* length fields that cannot be valid */
+	__u64 need_more_hdr;	/* parser calls that found an incomplete header */
+	__u64 requeued_msgs;	/* messages moved off a receive-disabled socket */
+};
+
+/* Per member counters (per-CPU array indexed by group slot). */
+struct kcm_member_counters {
+	__u64 msgs;
+	__u64 bytes;
+};
+
+/*
+ * Steering state: deficit round-robin over the receive-enabled members. The member at
+ * @cursor takes batches while its credit is positive; the next one is then given
+ * @quantum more. A batch larger than the credit leaves a debt that the member pays
+ * back before it receives again, so balance counts messages (or bytes), not redirects.
+ */
+struct kcm_steer {
+	struct bpf_spin_lock lock;
+	__u32 nmembers;			/* valid entries in slots[] and credit[] */
+	__u32 cursor;			/* index of the member receiving now */
+	__u32 quantum;			/* credit added per turn: messages or bytes */
+	__u32 slots[KCM_MAX_MEMBERS];	/* group map slot of each member */
+	__s64 credit[KCM_MAX_MEMBERS];
+};
+
+/* How the mux was created (array, key 0); read by kcm_mux_open() and status. */
+struct kcm_config {
+	__u32 len_offset;
+	__u32 len_size;
+	__u32 big_endian;
+	__u32 policy;
+	__s64 len_adjust;
+	__u32 max_msg;
+	__u32 batch;
+	__s32 transport_rcvbuf;
+	__s32 member_rcvbuf;
+	__u32 generation;	/* bumped on every attach and unattach */
+	__u32 version;		/* KCM_CONFIG_VERSION */
+};
+
+#define KCM_CONFIG_VERSION 1
+
+/* Who attached a transport (array indexed by transport slot). */
+struct kcm_transport_info {
+	__u64 cookie;		/* SO_COOKIE; 0 = free slot */
+	__u32 pid;		/* process holding @fd (for pidfd_getfd) */
+	__s32 fd;
+	__u16 family;		/* AF_INET or AF_INET6 */
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 pad;
+	__u8 local_addr[16];	/* IPv4 in the first 4 bytes */
+	__u8 remote_addr[16];
+};
+
+/* A KCM socket of the group (array indexed by group slot). */
+struct kcm_member_info {
+	__u64 cookie;		/* SO_COOKIE; 0 = free slot */
+	__u32 pid;		/* process that made it */
+	__u32 enabled;		/* 0 after kcm_recv_disable() */
+};
+
+#endif /* KCM_SHARED_H */

@@ -1,0 +1,74 @@
+# Shared setup for the bats suites: build paths, root check, network namespaces joined by
+# a veth pair, background processes that are always reaped.
+# shellcheck shell=bash
+
+TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+BUILD=${BUILD:-$TOP/build}
+LOADER=$BUILD/kcm-loader
+PROGS=$BUILD/tests
+
+require_root() {
+	[ "$(id -u)" -eq 0 ] || skip "needs root: BPF (CAP_BPF, CAP_NET_ADMIN) and network namespaces"
+	[ -x "$LOADER" ] || skip "not built: run make first"
+}
+
+# netns_setup: two namespaces, client 10.99.N.1 and server 10.99.N.2, joined by veth.
+# Sets NS_C, NS_S, IP_C, IP_S. Names start with kcmt- so leak checks can find strays.
+netns_setup() {
+	local n=$(( (BATS_SUITE_TEST_NUMBER + $$) % 200 + 20 ))
+	NS_C=kcmt-$$-$BATS_SUITE_TEST_NUMBER-c
+	NS_S=kcmt-$$-$BATS_SUITE_TEST_NUMBER-s
+	IP_C=10.99.$n.1
+	IP_S=10.99.$n.2
+	ip netns add "$NS_C"
+	ip netns add "$NS_S"
+	ip link add kv$$c$n netns "$NS_C" type veth peer name kv$$s$n netns "$NS_S"
+	ip -n "$NS_C" addr add "$IP_C/24" dev kv$$c$n
+	ip -n "$NS_S" addr add "$IP_S/24" dev kv$$s$n
+	ip -n "$NS_C" link set kv$$c$n up
+	ip -n "$NS_S" link set kv$$s$n up
+	ip -n "$NS_C" link set lo up
+	ip -n "$NS_S" link set lo up
+	VETH_C=kv$$c$n
+	VETH_S=kv$$s$n
+}
+
+# nsenter keeps our mounts (ip netns exec remounts /sys and hides bpffs).
+in_client() { nsenter --net=/run/netns/"$NS_C" "$@"; }
+in_server() { nsenter --net=/run/netns/"$NS_S" "$@"; }
+
+BG_PIDS=()
+# bg_run CMD...: start in the background, remember the pid in BG_PID.
+bg_run() {
+	"$@" &
+	BG_PID=$!
+	BG_PIDS+=("$BG_PID")
+}
+
+# wait_for_file PATH [SECONDS]: a program signals readiness by creating PATH.
+wait_for_file() {
+	local i
+	for ((i = 0; i < ${2:-10} * 20; i++)); do
+		[ -e "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "timed out waiting for $1" >&2
+	return 1
+}
+
+# common_teardown: kill what the test started, remove namespaces and its pins.
+common_teardown() {
+	local p
+	for p in "${BG_PIDS[@]}"; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	BG_PIDS=()
+	[ -n "${NS_C:-}" ] && ip netns del "$NS_C" 2>/dev/null
+	[ -n "${NS_S:-}" ] && ip netns del "$NS_S" 2>/dev/null
+	NS_C= NS_S=
+	if [ -n "${MUX:-}" ] && [ -d "/sys/fs/bpf/kcm/$MUX" ]; then
+		"$LOADER" destroy "$MUX" >/dev/null 2>&1
+	fi
+	return 0
+}

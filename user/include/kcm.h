@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * libkcm: Kernel Connection Multiplexor semantics on stock kernels (sockmap + strparser).
+ *
+ * The calls mirror AF_KCM (Documentation/networking/kcm.rst):
+ *   socket(AF_KCM)         -> kcm_mux_create() + kcm_socket()
+ *   ioctl(SIOCKCMCLONE)    -> kcm_clone()
+ *   ioctl(SIOCKCMATTACH)   -> kcm_attach()
+ *   ioctl(SIOCKCMUNATTACH) -> kcm_unattach()
+ *   setsockopt(KCM_RECV_DISABLE) -> kcm_recv_disable()
+ *   sendmsg/recvmsg        -> kcm_sendmsg()/kcm_recvmsg() (+ mmsg batch variants)
+ *
+ * Functions return 0 (or a count) on success and -1 with errno set on failure;
+ * constructors return NULL with errno set.
+ */
+#ifndef KCM_H
+#define KCM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KCM_NAME_MAX 64
+
+/* Where the length of a message is, and how to turn it into the whole length. */
+struct kcm_framing {
+	uint32_t len_offset;	/* offset of the length field in the message */
+	uint32_t len_size;	/* 1, 2, 3, 4 or 8 bytes */
+	bool big_endian;	/* byte order of the field */
+	int64_t len_adjust;	/* whole message length = field + len_adjust */
+};
+
+/* Thrift framed: u32 big-endian at 0, +4. */
+#define KCM_FRAMING_THRIFT ((struct kcm_framing){ 0, 4, true, 4 })
+/* DNS over TCP: u16 big-endian at 0, +2. */
+#define KCM_FRAMING_DNS ((struct kcm_framing){ 0, 2, true, 2 })
+/* HTTP/2 frames: u24 big-endian at 0, +9. */
+#define KCM_FRAMING_HTTP2 ((struct kcm_framing){ 0, 3, true, 9 })
+
+enum kcm_policy {
+	KCM_POLICY_MESSAGES = 0, /* round-robin weighted by messages (default) */
+	KCM_POLICY_BYTES = 1,	 /* round-robin weighted by bytes */
+};
+
+struct kcm_mux_opts {
+	size_t sz;			/* sizeof(struct kcm_mux_opts) */
+	struct kcm_framing framing;
+	uint32_t max_msg_size;		/* largest message; 0 = 64 KiB */
+	uint32_t batch;			/* messages per redirect, 1..64; 0 = 1 (strict) */
+	enum kcm_policy policy;
+	/*
+	 * SO_RCVBUF given to each attached transport so that a message of max_msg_size
+	 * can be assembled (strparser posts EMSGSIZE above the receive buffer).
+	 * 0 = raise it to 2 * max_msg_size when smaller; -1 = leave it alone.
+	 */
+	int transport_rcvbuf;
+	/* SO_RCVBUF of each KCM socket; 0 = 4 MiB. See docs/memory.md for the cost. */
+	int member_rcvbuf;
+	/* Pin the mux under /sys/fs/bpf/kcm/<pin_name>/ so other processes can open it. */
+	const char *pin_name;
+};
+
+struct kcm_mux;
+
+struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *opts);
+/* Open a mux pinned by kcm_mux_create() or kcm-loader (framing is read from the pins). */
+struct kcm_mux *kcm_mux_open(const char *name);
+/* Close this process's handle: its KCM sockets and its references to transports.
+ * A pinned mux lives on (kcm-loader create uses this). */
+void kcm_mux_close(struct kcm_mux *mux);
+/* kcm_mux_close() and, for a pinned mux, remove the pins. */
+void kcm_mux_destroy(struct kcm_mux *mux);
+/* Remove the pins of a mux (the maps live on while a process still uses them). */
+int kcm_mux_unpin(const char *name);
+
+/* The first KCM socket of a mux, and more like SIOCKCMCLONE. File descriptors that work
+ * with poll/epoll; close with kcm_close() (a plain close() also leaves the group). */
+int kcm_socket(struct kcm_mux *mux);
+int kcm_clone(int kcmfd);
+int kcm_close(int kcmfd);
+
+/* Attach a connected TCP socket (the library keeps its own reference), or unattach it.
+ * EOPNOTSUPP: not TCP or not connected; EALREADY: attached; ENOENT: not attached. */
+int kcm_attach(struct kcm_mux *mux, int tcpfd);
+/* Attach a socket that process @owner_pid holds as @owner_fd (@tcpfd is this process's
+ * copy, e.g. from pidfd_getfd()); no reference is kept: the owner's fd keeps it alive,
+ * and libkcm users of a pinned mux import it with pidfd_getfd() to transmit. */
+int kcm_attach_owned(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd);
+int kcm_unattach(struct kcm_mux *mux, int tcpfd);
+/* Unattach by socket cookie (SO_COOKIE), for sockets this process has no fd of. */
+int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie);
+
+/* What kcm_recv_disable() did with the messages already queued on the socket. */
+struct kcm_requeue_report {
+	unsigned int moved;		/* handed to other members */
+	unsigned int kept;		/* could not be moved; still readable on this socket */
+	size_t kept_bytes;
+	/* Why messages were kept: no other receive-enabled member (ENOENT), or a
+	 * message larger than the socket's send buffer (EMSGSIZE); 0 when none kept. */
+	int kept_reason;
+};
+
+/* Stop (on = true) or restart receiving on a KCM socket. @report may be NULL. */
+int kcm_recv_disable(int kcmfd, bool on, struct kcm_requeue_report *report);
+
+/* One whole message per call. A short buffer gets the first bytes and MSG_TRUNC in
+ * msg_flags; the rest of that message is dropped. MSG_TRUNC in @flags makes the call
+ * return the real length. MSG_DONTWAIT or O_NONBLOCK: EAGAIN when nothing is queued. */
+ssize_t kcm_recv(int kcmfd, void *buf, size_t len, int flags);
+ssize_t kcm_recvmsg(int kcmfd, struct msghdr *msg, int flags);
+int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);
+
+/* One message per call, sent whole on one transport, never interleaved with another.
+ * A non-blocking send returns EAGAIN only when no byte of it was written. */
+ssize_t kcm_send(int kcmfd, const void *buf, size_t len, int flags);
+ssize_t kcm_sendmsg(int kcmfd, const struct msghdr *msg, int flags);
+int kcm_sendmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);
+
+/* The mux a KCM socket belongs to, or NULL (errno EBADF) when it is not a KCM socket. */
+struct kcm_mux *kcm_mux_of(int kcmfd);
+
+/* Length of the message at the start of @buf under @f: > 0 length, 0 header
+ * incomplete, -EMSGSIZE over @max, -EBADMSG not a valid length. */
+int64_t kcm_frame_length(const struct kcm_framing *f, const void *buf, size_t len,
+			 uint64_t max);
+/* Parse "u32be+4", "u16be+2@0", "u24be+9", "u8+1@3", "u64le-8"... (see kcm-loader(8)). */
+int kcm_framing_parse(const char *spec, struct kcm_framing *out);
+/* Inverse of kcm_framing_parse(); returns snprintf's count. */
+int kcm_framing_format(const struct kcm_framing *f, char *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KCM_H */

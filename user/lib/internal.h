@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* libkcm internals shared by its source files (not installed). */
+#ifndef KCM_INTERNAL_H
+#define KCM_INTERNAL_H
+
+#include <linux/bpf.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "kcm.h"
+#include "kcm_shared.h"
+#include "pins.h"
+
+struct kcm_bpf;
+
+/* A transport this process can write to (attached here or imported from its owner). */
+struct kcm_transport {
+	int fd;
+	uint32_t slot;
+	uint64_t cookie;
+	bool owned;		/* attached by this process: fd is our dup */
+	atomic_bool dead;	/* a write failed: never chosen again */
+	pthread_mutex_t lock;	/* one message at a time on the wire */
+};
+
+struct kcm_mux {
+	struct kcm_bpf *skel;	/* NULL when opened from pins */
+	int map_fd[KCM_MAP_COUNT];
+	int prog_fd[KCM_PROG_COUNT];
+	struct kcm_config cfg;
+	struct kcm_framing framing;
+	char name[KCM_NAME_MAX];	/* pin name, "" when private */
+	int lock_fd;			/* bpffs folder for flock(), -1 when private */
+	pthread_mutex_t lock;		/* members, transport table */
+
+	pthread_rwlock_t tx_lock;	/* guards tx[] and ntx */
+	struct kcm_transport *tx[KCM_MAX_TRANSPORTS];
+	unsigned int ntx;
+	uint32_t tx_generation;		/* cfg.generation the table was built from */
+	atomic_uint tx_next;
+};
+
+/* A KCM socket: a self-connected AF_UNIX datagram socket in the group map. */
+struct kcm_sock {
+	int fd;
+	uint32_t slot;
+	uint64_t cookie;
+	struct kcm_mux *mux;
+	pthread_mutex_t rlock;		/* one reader at a time: peek then read */
+};
+
+/* registry.c: fd -> KCM socket */
+int kcm_registry_add(struct kcm_sock *ks);
+struct kcm_sock *kcm_registry_get(int fd);
+struct kcm_sock *kcm_registry_take(int fd);
+void kcm_registry_drop_mux(struct kcm_mux *mux, void (*fn)(struct kcm_sock *ks));
+
+/* mux.c */
+int kcm_mux_lock(struct kcm_mux *mux);
+void kcm_mux_unlock(struct kcm_mux *mux);
+int kcm_config_bump(struct kcm_mux *mux);
+int kcm_config_read(struct kcm_mux *mux);
+
+/* members.c */
+int kcm_steer_sync(struct kcm_mux *mux);
+void kcm_sock_free(struct kcm_sock *ks);
+
+/* transports.c */
+int kcm_tx_refresh(struct kcm_mux *mux);
+void kcm_tx_clear(struct kcm_mux *mux);
+
+/* sockopt.c */
+uint64_t kcm_sock_cookie(int fd);
+int kcm_set_buf(int fd, int opt, int force_opt, int bytes);
+bool kcm_fd_nonblocking(int fd, int flags);
+
+#endif /* KCM_INTERNAL_H */

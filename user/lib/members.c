@@ -1,0 +1,199 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* KCM sockets: the members of a mux's group, and the steering list built from them. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+
+/*
+ * Rebuild the steering list from the kernel's view: a slot steers when the group map
+ * holds a socket there and the info map says it is that socket and enabled.
+ * Caller holds the mux lock.
+ */
+int kcm_steer_sync(struct kcm_mux *mux)
+{
+	struct kcm_steer steer = { 0 };
+	struct kcm_member_info info;
+	__u64 cookie;
+	__u32 key = 0;
+
+	if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_STEER], &key, &steer))
+		return -errno;
+	steer.nmembers = 0;
+	steer.cursor = 0;
+	memset(steer.credit, 0, sizeof(steer.credit));
+	for (__u32 slot = 0; slot < KCM_MAX_MEMBERS; slot++) {
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_GROUP], &slot, &cookie))
+			continue;
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &slot, &info) ||
+		    info.cookie != cookie || !info.enabled)
+			continue;
+		steer.slots[steer.nmembers++] = slot;
+	}
+	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_STEER], &key, &steer, BPF_F_LOCK))
+		return -errno;
+	return 0;
+}
+
+/* A datagram socket connected to itself: kcm_recv_disable() requeues by writing to it. */
+static int member_socket(const struct kcm_config *cfg)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	socklen_t alen = sizeof(sa_family_t);
+	int fd, err;
+
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&a, alen)) /* autobind: a unique abstract name */
+		goto fail;
+	alen = sizeof(a);
+	if (getsockname(fd, (struct sockaddr *)&a, &alen) || connect(fd, (struct sockaddr *)&a, alen))
+		goto fail;
+	err = kcm_set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, cfg->member_rcvbuf);
+	/* Room to write back the largest message when receive is disabled. */
+	if (!err)
+		err = kcm_set_buf(fd, SO_SNDBUF, SO_SNDBUFFORCE, (int)cfg->max_msg + 4096);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+fail:
+	err = -errno;
+	close(fd);
+	return err;
+}
+
+void kcm_sock_free(struct kcm_sock *ks)
+{
+	close(ks->fd);
+	pthread_mutex_destroy(&ks->rlock);
+	free(ks);
+}
+
+static int member_add(struct kcm_mux *mux)
+{
+	struct kcm_member_info info = { .pid = getpid(), .enabled = 1 };
+	struct kcm_sock *ks;
+	__u64 fdval, cookie;
+	__u32 slot;
+	int err, fd;
+
+	fd = member_socket(&mux->cfg);
+	if (fd < 0)
+		return fd;
+	ks = calloc(1, sizeof(*ks));
+	if (!ks) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ks->fd = fd;
+	ks->mux = mux;
+	ks->cookie = kcm_sock_cookie(fd);
+	pthread_mutex_init(&ks->rlock, NULL);
+	err = kcm_mux_lock(mux);
+	if (err)
+		goto free;
+	for (slot = 0; slot < KCM_MAX_MEMBERS; slot++)
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_GROUP], &slot, &cookie))
+			break;
+	if (slot == KCM_MAX_MEMBERS) {
+		err = -ENOSPC;
+		goto unlock;
+	}
+	ks->slot = slot;
+	info.cookie = ks->cookie;
+	fdval = fd;
+	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_GROUP], &slot, &fdval, BPF_NOEXIST) ||
+	    bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &slot, &info, BPF_ANY)) {
+		err = -errno;
+		bpf_map_delete_elem(mux->map_fd[KCM_MAP_GROUP], &slot);
+		goto unlock;
+	}
+	/* A reused slot starts its counters from zero. */
+	{
+		int ncpu = libbpf_num_possible_cpus();
+		struct kcm_member_counters *zero = calloc(ncpu > 0 ? ncpu : 1, sizeof(*zero));
+
+		if (zero)
+			bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_COUNTERS], &slot, zero, BPF_ANY);
+		free(zero);
+	}
+	err = kcm_steer_sync(mux);
+	if (!err)
+		err = kcm_registry_add(ks);
+	if (err)
+		bpf_map_delete_elem(mux->map_fd[KCM_MAP_GROUP], &slot);
+unlock:
+	kcm_mux_unlock(mux);
+	if (!err)
+		return fd;
+free:
+	kcm_sock_free(ks);
+	return err;
+}
+
+int kcm_socket(struct kcm_mux *mux)
+{
+	int fd;
+
+	if (!mux) {
+		errno = EINVAL;
+		return -1;
+	}
+	fd = member_add(mux);
+	if (fd < 0) {
+		errno = -fd;
+		return -1;
+	}
+	return fd;
+}
+
+int kcm_clone(int kcmfd)
+{
+	struct kcm_sock *ks = kcm_registry_get(kcmfd);
+
+	if (!ks) {
+		errno = EBADF;
+		return -1;
+	}
+	return kcm_socket(ks->mux);
+}
+
+struct kcm_mux *kcm_mux_of(int kcmfd)
+{
+	struct kcm_sock *ks = kcm_registry_get(kcmfd);
+
+	if (!ks)
+		errno = EBADF;
+	return ks ? ks->mux : NULL;
+}
+
+int kcm_close(int kcmfd)
+{
+	struct kcm_sock *ks = kcm_registry_take(kcmfd);
+	struct kcm_member_info none = { 0 };
+	struct kcm_mux *mux;
+
+	if (!ks) {
+		errno = EBADF;
+		return -1;
+	}
+	mux = ks->mux;
+	if (!kcm_mux_lock(mux)) {
+		bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &ks->slot, &none, BPF_ANY);
+		kcm_sock_free(ks); /* the kernel takes it out of the group map */
+		kcm_steer_sync(mux);
+		kcm_mux_unlock(mux);
+	} else {
+		kcm_sock_free(ks);
+	}
+	return 0;
+}

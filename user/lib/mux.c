@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* A multiplexor: load the data plane, wire its programs to its maps, pin or open it. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "internal.h"
+#include "kcm.skel.h"
+
+#define DEFAULT_MAX_MSG (64u * 1024)
+#define MAX_MAX_MSG (256u * 1024 * 1024)
+
+static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
+{
+	const struct kcm_framing *f = &o->framing;
+
+	if (o->sz < sizeof(*o))
+		return -EINVAL;
+	if (f->len_size != 1 && f->len_size != 2 && f->len_size != 3 && f->len_size != 4 &&
+	    f->len_size != 8)
+		return -EINVAL;
+	if (f->len_offset > 4096 || f->len_adjust > (1LL << 32) || f->len_adjust < -(1LL << 32))
+		return -EINVAL;
+	if (o->max_msg_size > MAX_MAX_MSG || o->batch > KCM_MAX_BATCH)
+		return -EINVAL;
+	if (o->policy != KCM_POLICY_MESSAGES && o->policy != KCM_POLICY_BYTES)
+		return -EINVAL;
+	if (o->pin_name && kcm_name_check(o->pin_name))
+		return -EINVAL;
+	*cfg = (struct kcm_config){
+		.len_offset = f->len_offset,
+		.len_size = f->len_size,
+		.big_endian = f->big_endian,
+		.len_adjust = f->len_adjust,
+		.policy = o->policy,
+		.max_msg = o->max_msg_size ? o->max_msg_size : DEFAULT_MAX_MSG,
+		.batch = o->batch ? o->batch : 1,
+		.transport_rcvbuf = o->transport_rcvbuf,
+		.member_rcvbuf = o->member_rcvbuf ? o->member_rcvbuf : 4 << 20,
+		.version = KCM_CONFIG_VERSION,
+	};
+	if (cfg->max_msg < f->len_offset + f->len_size)
+		return -EINVAL;
+	return 0;
+}
+
+static struct kcm_mux *mux_alloc(void)
+{
+	struct kcm_mux *mux = calloc(1, sizeof(*mux));
+
+	if (!mux)
+		return NULL;
+	for (int i = 0; i < KCM_MAP_COUNT; i++)
+		mux->map_fd[i] = -1;
+	for (int i = 0; i < KCM_PROG_COUNT; i++)
+		mux->prog_fd[i] = -1;
+	mux->lock_fd = -1;
+	pthread_mutex_init(&mux->lock, NULL);
+	pthread_rwlock_init(&mux->tx_lock, NULL);
+	return mux;
+}
+
+static void framing_from_cfg(struct kcm_mux *mux)
+{
+	mux->framing = (struct kcm_framing){
+		.len_offset = mux->cfg.len_offset,
+		.len_size = mux->cfg.len_size,
+		.big_endian = mux->cfg.big_endian,
+		.len_adjust = mux->cfg.len_adjust,
+	};
+}
+
+int kcm_mux_lock(struct kcm_mux *mux)
+{
+	int fd;
+
+	pthread_mutex_lock(&mux->lock);
+	if (!mux->name[0])
+		return 0;
+	fd = kcm_pins_lock();
+	if (fd < 0) {
+		pthread_mutex_unlock(&mux->lock);
+		return fd;
+	}
+	mux->lock_fd = fd;
+	return 0;
+}
+
+void kcm_mux_unlock(struct kcm_mux *mux)
+{
+	kcm_pins_unlock(mux->lock_fd);
+	mux->lock_fd = -1;
+	pthread_mutex_unlock(&mux->lock);
+}
+
+int kcm_config_read(struct kcm_mux *mux)
+{
+	__u32 key = 0;
+
+	if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_CONFIG], &key, &mux->cfg))
+		return -errno;
+	return 0;
+}
+
+/* Caller holds the mux lock. */
+int kcm_config_bump(struct kcm_mux *mux)
+{
+	__u32 key = 0;
+	int err = kcm_config_read(mux);
+
+	if (err)
+		return err;
+	mux->cfg.generation++;
+	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_CONFIG], &key, &mux->cfg, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+static int mux_wire(struct kcm_mux *mux)
+{
+	static const struct {
+		int prog, map;
+		enum bpf_attach_type type;
+	} wires[] = {
+		{ KCM_PROG_PARSER, KCM_MAP_TRANSPORTS, BPF_SK_SKB_STREAM_PARSER },
+		{ KCM_PROG_VERDICT, KCM_MAP_TRANSPORTS, BPF_SK_SKB_STREAM_VERDICT },
+		{ KCM_PROG_REQUEUE, KCM_MAP_GROUP, BPF_SK_SKB_STREAM_VERDICT },
+	};
+	struct kcm_steer steer = { .quantum = mux->cfg.policy == KCM_STEER_BYTES ?
+		(mux->cfg.max_msg > 65536 ? mux->cfg.max_msg : 65536) : mux->cfg.batch };
+	__u32 key = 0;
+
+	/* Programs first: a socket takes its map's programs when it is inserted. */
+	for (size_t i = 0; i < sizeof(wires) / sizeof(wires[0]); i++)
+		if (bpf_prog_attach(mux->prog_fd[wires[i].prog], mux->map_fd[wires[i].map],
+				    wires[i].type, 0))
+			return -errno;
+	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_CONFIG], &key, &mux->cfg, BPF_ANY))
+		return -errno;
+	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_STEER], &key, &steer, BPF_F_LOCK))
+		return -errno;
+	return 0;
+}
+
+static int mux_pin(struct kcm_mux *mux)
+{
+	char path[256];
+	int err, lock;
+
+	lock = kcm_pins_lock();
+	if (lock < 0)
+		return lock;
+	err = kcm_pin_path(path, sizeof(path), mux->name, NULL);
+	if (!err && mkdir(path, 0700))
+		err = -errno; /* EEXIST: a mux of that name exists */
+	for (int i = 0; !err && i < KCM_MAP_COUNT + KCM_PROG_COUNT; i++) {
+		bool is_map = i < KCM_MAP_COUNT;
+		const char *file = is_map ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
+		int fd = is_map ? mux->map_fd[i] : mux->prog_fd[i - KCM_MAP_COUNT];
+
+		err = kcm_pin_path(path, sizeof(path), mux->name, file);
+		if (!err && bpf_obj_pin(fd, path))
+			err = -errno;
+		if (!err && chmod(path, 0600))
+			err = -errno;
+	}
+	kcm_pins_unlock(lock);
+	if (err && err != -EEXIST)
+		kcm_mux_unpin(mux->name);
+	return err;
+}
+
+struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *opts)
+{
+	struct kcm_mux *mux = NULL;
+	struct kcm_config cfg;
+	struct kcm_bpf *skel;
+	int err;
+
+	if (!opts) {
+		errno = EINVAL;
+		return NULL;
+	}
+	err = opts_check(opts, &cfg);
+	if (err)
+		goto fail;
+	skel = kcm_bpf__open();
+	if (!skel) {
+		err = -errno;
+		goto fail;
+	}
+	skel->rodata->cfg_len_offset = cfg.len_offset;
+	skel->rodata->cfg_len_size = cfg.len_size;
+	skel->rodata->cfg_big_endian = cfg.big_endian;
+	skel->rodata->cfg_len_adjust = cfg.len_adjust;
+	skel->rodata->cfg_max_msg = cfg.max_msg;
+	skel->rodata->cfg_batch = cfg.batch;
+	skel->rodata->cfg_policy = cfg.policy;
+	err = kcm_bpf__load(skel);
+	if (err) {
+		err = err < 0 ? err : -errno;
+		kcm_bpf__destroy(skel);
+		goto fail;
+	}
+	mux = mux_alloc();
+	if (!mux) {
+		kcm_bpf__destroy(skel);
+		err = -ENOMEM;
+		goto fail;
+	}
+	mux->skel = skel;
+	mux->cfg = cfg;
+	framing_from_cfg(mux);
+	mux->map_fd[KCM_MAP_TRANSPORTS] = bpf_map__fd(skel->maps.transports);
+	mux->map_fd[KCM_MAP_GROUP] = bpf_map__fd(skel->maps.group);
+	mux->map_fd[KCM_MAP_STEER] = bpf_map__fd(skel->maps.steer);
+	mux->map_fd[KCM_MAP_COUNTERS] = bpf_map__fd(skel->maps.counters);
+	mux->map_fd[KCM_MAP_MEMBER_COUNTERS] = bpf_map__fd(skel->maps.member_counters);
+	mux->map_fd[KCM_MAP_CONFIG] = bpf_map__fd(skel->maps.mux_config);
+	mux->map_fd[KCM_MAP_TRANSPORT_INFO] = bpf_map__fd(skel->maps.transport_info);
+	mux->map_fd[KCM_MAP_MEMBER_INFO] = bpf_map__fd(skel->maps.member_info);
+	mux->prog_fd[KCM_PROG_PARSER] = bpf_program__fd(skel->progs.kcm_parser);
+	mux->prog_fd[KCM_PROG_VERDICT] = bpf_program__fd(skel->progs.kcm_verdict);
+	mux->prog_fd[KCM_PROG_REQUEUE] = bpf_program__fd(skel->progs.kcm_requeue);
+	err = mux_wire(mux);
+	if (!err && opts->pin_name) {
+		snprintf(mux->name, sizeof(mux->name), "%s", opts->pin_name);
+		err = mux_pin(mux);
+		if (err)
+			mux->name[0] = '\0'; /* not ours to unpin */
+	}
+	if (err) {
+		kcm_mux_close(mux);
+		mux = NULL;
+		goto fail;
+	}
+	return mux;
+fail:
+	errno = -err;
+	return NULL;
+}
+
+struct kcm_mux *kcm_mux_open(const char *name)
+{
+	struct kcm_mux *mux;
+	char path[256];
+	int err = kcm_name_check(name);
+
+	if (err)
+		goto fail;
+	mux = mux_alloc();
+	if (!mux) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	snprintf(mux->name, sizeof(mux->name), "%s", name);
+	for (int i = 0; !err && i < KCM_MAP_COUNT + KCM_PROG_COUNT; i++) {
+		bool is_map = i < KCM_MAP_COUNT;
+		const char *file = is_map ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
+		int fd;
+
+		err = kcm_pin_path(path, sizeof(path), name, file);
+		if (err)
+			break;
+		fd = bpf_obj_get(path);
+		if (fd < 0) {
+			err = -errno;
+			break;
+		}
+		if (is_map)
+			mux->map_fd[i] = fd;
+		else
+			mux->prog_fd[i - KCM_MAP_COUNT] = fd;
+	}
+	if (!err)
+		err = kcm_config_read(mux);
+	if (!err && mux->cfg.version != KCM_CONFIG_VERSION)
+		err = -EPROTO;
+	if (err) {
+		mux->name[0] = '\0';
+		kcm_mux_close(mux);
+		goto fail;
+	}
+	framing_from_cfg(mux);
+	mux->tx_generation = mux->cfg.generation - 1; /* import transports on first send */
+	return mux;
+fail:
+	errno = -err;
+	return NULL;
+}
+
+static void close_member(struct kcm_sock *ks)
+{
+	struct kcm_mux *mux = ks->mux;
+	struct kcm_member_info none = { 0 };
+
+	/* Our sockets leave the group when closed; forget them in the info map too. */
+	bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &ks->slot, &none, BPF_ANY);
+	kcm_sock_free(ks);
+}
+
+void kcm_mux_close(struct kcm_mux *mux)
+{
+	int saved = errno;
+
+	if (!mux)
+		return;
+	kcm_registry_drop_mux(mux, close_member);
+	if (mux->map_fd[KCM_MAP_STEER] >= 0 && !kcm_mux_lock(mux)) {
+		kcm_steer_sync(mux);
+		kcm_mux_unlock(mux);
+	}
+	kcm_tx_clear(mux);
+	if (mux->skel) {
+		kcm_bpf__destroy(mux->skel);
+	} else {
+		for (int i = 0; i < KCM_MAP_COUNT; i++)
+			if (mux->map_fd[i] >= 0)
+				close(mux->map_fd[i]);
+		for (int i = 0; i < KCM_PROG_COUNT; i++)
+			if (mux->prog_fd[i] >= 0)
+				close(mux->prog_fd[i]);
+	}
+	pthread_mutex_destroy(&mux->lock);
+	pthread_rwlock_destroy(&mux->tx_lock);
+	free(mux);
+	errno = saved;
+}
+
+void kcm_mux_destroy(struct kcm_mux *mux)
+{
+	char name[KCM_NAME_MAX];
+
+	if (!mux)
+		return;
+	snprintf(name, sizeof(name), "%s", mux->name);
+	kcm_mux_close(mux);
+	if (name[0])
+		kcm_mux_unpin(name);
+}
+
+int kcm_mux_unpin(const char *name)
+{
+	char dir[256], path[512];
+	struct dirent *de;
+	int err, lock;
+	DIR *d;
+
+	err = kcm_name_check(name);
+	if (err)
+		goto out;
+	lock = kcm_pins_lock();
+	if (lock < 0) {
+		err = lock;
+		goto out;
+	}
+	err = kcm_pin_path(dir, sizeof(dir), name, NULL);
+	d = err ? NULL : opendir(dir);
+	if (!d) {
+		err = err ? err : -errno;
+		kcm_pins_unlock(lock);
+		goto out;
+	}
+	/* Everything in the folder, not only what this version pins: clean after old runs. */
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) && !err)
+			err = -errno;
+	}
+	closedir(d);
+	if (!err && rmdir(dir))
+		err = -errno;
+	kcm_pins_unlock(lock);
+out:
+	if (err)
+		errno = -err;
+	return err ? -1 : 0;
+}

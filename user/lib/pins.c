@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* bpffs: mounting it, the kcm folder, its lock, and pin paths. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#include "internal.h"
+
+const char *const kcm_map_names[KCM_MAP_COUNT] = {
+	[KCM_MAP_TRANSPORTS] = "transports",
+	[KCM_MAP_GROUP] = "group",
+	[KCM_MAP_STEER] = "steer",
+	[KCM_MAP_COUNTERS] = "counters",
+	[KCM_MAP_MEMBER_COUNTERS] = "member_counters",
+	[KCM_MAP_CONFIG] = "config",
+	[KCM_MAP_TRANSPORT_INFO] = "transport_info",
+	[KCM_MAP_MEMBER_INFO] = "member_info",
+};
+
+const char *const kcm_prog_names[KCM_PROG_COUNT] = {
+	[KCM_PROG_PARSER] = "prog_parser",
+	[KCM_PROG_VERDICT] = "prog_verdict",
+	[KCM_PROG_REQUEUE] = "prog_requeue",
+};
+
+int kcm_name_check(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n >= KCM_NAME_MAX || !strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-' || c == '.'))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int kcm_bpffs_prepare(void)
+{
+	struct statfs st;
+
+	if (statfs(KCM_BPFFS, &st) || st.f_type != BPF_FS_MAGIC) {
+		if (mkdir(KCM_BPFFS, 0700) && errno != EEXIST)
+			return -errno;
+		if (mount("bpf", KCM_BPFFS, "bpf", 0, "mode=0700"))
+			return -errno;
+	}
+	if (mkdir(KCM_PIN_ROOT, 0700) && errno != EEXIST)
+		return -errno;
+	/* Only root may write pins: a writable sockmap lets anyone steal messages. */
+	if (chmod(KCM_PIN_ROOT, 0700))
+		return -errno;
+	return 0;
+}
+
+int kcm_pins_lock(void)
+{
+	int fd, err;
+
+	err = kcm_bpffs_prepare();
+	if (err)
+		return err;
+	fd = open(KCM_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX)) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+void kcm_pins_unlock(int fd)
+{
+	if (fd >= 0)
+		close(fd); /* drops the flock */
+}
+
+int kcm_pin_path(char *buf, size_t len, const char *name, const char *file)
+{
+	int n;
+
+	if (file)
+		n = snprintf(buf, len, "%s/%s/%s", KCM_PIN_ROOT, name, file);
+	else
+		n = snprintf(buf, len, "%s/%s", KCM_PIN_ROOT, name);
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}

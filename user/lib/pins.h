@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Where a pinned mux lives in bpffs and what it holds (used by libkcm and kcm-loader). */
+#ifndef KCM_PINS_H
+#define KCM_PINS_H
+
+#define KCM_BPFFS "/sys/fs/bpf"
+#define KCM_PIN_ROOT KCM_BPFFS "/kcm"
+
+enum kcm_map_id {
+	KCM_MAP_TRANSPORTS,
+	KCM_MAP_GROUP,
+	KCM_MAP_STEER,
+	KCM_MAP_COUNTERS,
+	KCM_MAP_MEMBER_COUNTERS,
+	KCM_MAP_CONFIG,
+	KCM_MAP_TRANSPORT_INFO,
+	KCM_MAP_MEMBER_INFO,
+	KCM_MAP_COUNT,
+};
+
+enum kcm_prog_id {
+	KCM_PROG_PARSER,
+	KCM_PROG_VERDICT,
+	KCM_PROG_REQUEUE,
+	KCM_PROG_COUNT,
+};
+
+/* File names under KCM_PIN_ROOT/<name>/, in enum order. */
+extern const char *const kcm_map_names[KCM_MAP_COUNT];
+extern const char *const kcm_prog_names[KCM_PROG_COUNT];
+
+/* 0 when @name is a valid mux name: [A-Za-z0-9_.-], 1..63 chars, not "." or "..". */
+int kcm_name_check(const char *name);
+/* Mount bpffs on KCM_BPFFS when it is not there; create KCM_PIN_ROOT (0700). */
+int kcm_bpffs_prepare(void);
+/* Open KCM_PIN_ROOT and flock() it: one loader or library call changes pins at a time. */
+int kcm_pins_lock(void);
+void kcm_pins_unlock(int fd);
+/* snprintf KCM_PIN_ROOT/<name>[/<file>] into @buf. */
+int kcm_pin_path(char *buf, size_t len, const char *name, const char *file);
+
+#endif /* KCM_PINS_H */

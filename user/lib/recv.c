@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Receive: one whole message per call. Redirected messages are queued whole and in
+ * order but recv() merges them, so peek the length header and read exactly one message.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+#define HDR_MAX (4096 + 8)
+#define IOV_STACK 64
+
+static __thread char scratch[64 * 1024];
+
+/* Wait for data; the kernel's blocking recv on a sockmap target returns spurious EAGAINs. */
+static int wait_readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	if (poll(&p, 1, -1) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Peek the length of the next message; 0 when none is queued. */
+static ssize_t next_len(struct kcm_sock *ks, bool nonblock)
+{
+	const struct kcm_mux *mux = ks->mux;
+	size_t hdr_end = mux->framing.len_offset + mux->framing.len_size;
+	unsigned char hdr[HDR_MAX];
+	ssize_t r;
+	int err;
+
+	for (;;) {
+		r = recv(ks->fd, hdr, hdr_end, MSG_PEEK | MSG_DONTWAIT);
+		if (r >= (ssize_t)hdr_end)
+			break;
+		if (r >= 0) {
+			/* Only whole messages are ever queued: drop what cannot be one. */
+			recv(ks->fd, hdr, sizeof(hdr), MSG_DONTWAIT);
+			return -EBADMSG;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN)
+			return -errno;
+		if (nonblock)
+			return -EAGAIN;
+		err = wait_readable(ks->fd);
+		if (err)
+			return err;
+	}
+	r = kcm_frame_length(&mux->framing, hdr, hdr_end, mux->cfg.max_msg);
+	return r > 0 ? r : -EBADMSG;
+}
+
+static void iov_advance(struct iovec **iov, size_t *n, size_t r)
+{
+	while (*n && r >= (*iov)->iov_len) {
+		r -= (*iov)->iov_len;
+		(*iov)++;
+		(*n)--;
+	}
+	if (*n && r) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + r;
+		(*iov)->iov_len -= r;
+	}
+}
+
+/* Read exactly @len bytes: the caller's buffers first, a truncated tail into scratch. */
+static ssize_t read_exact(int fd, const struct msghdr *msg, size_t len, size_t *copied)
+{
+	struct iovec stack[IOV_STACK + 1], *iov = stack, *cur;
+	size_t got = 0, n = 0, room = 0;
+	struct msghdr m = { 0 };
+	ssize_t r;
+
+	if (msg->msg_iovlen > IOV_STACK) {
+		iov = calloc(msg->msg_iovlen + 1, sizeof(*iov));
+		if (!iov)
+			return -ENOMEM;
+	}
+	for (size_t i = 0; i < msg->msg_iovlen && room < len; i++) {
+		size_t l = msg->msg_iov[i].iov_len;
+
+		if (l > len - room)
+			l = len - room;
+		iov[n++] = (struct iovec){ msg->msg_iov[i].iov_base, l };
+		room += l;
+	}
+	*copied = room;
+	cur = iov;
+	while (got < len) {
+		if (n == 0) { /* truncated tail: discard it through scratch */
+			size_t l = len - got < sizeof(scratch) ? len - got : sizeof(scratch);
+
+			cur = iov;
+			*cur = (struct iovec){ scratch, l };
+			n = 1;
+		}
+		m.msg_iov = cur;
+		m.msg_iovlen = n;
+		r = recvmsg(fd, &m, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN && !wait_readable(fd))
+			continue;
+		if (r <= 0) {
+			r = r < 0 ? -errno : -EBADMSG;
+			goto out;
+		}
+		got += r;
+		iov_advance(&cur, &n, r);
+	}
+	r = len;
+out:
+	if (iov != stack)
+		free(iov);
+	return r;
+}
+
+ssize_t kcm_recvmsg(int kcmfd, struct msghdr *msg, int flags)
+{
+	struct kcm_sock *ks = kcm_registry_get(kcmfd);
+	size_t copied = 0;
+	ssize_t len;
+
+	if (!ks || !msg) {
+		errno = ks ? EINVAL : EBADF;
+		return -1;
+	}
+	pthread_mutex_lock(&ks->rlock);
+	len = next_len(ks, kcm_fd_nonblocking(kcmfd, flags));
+	if (len > 0)
+		len = read_exact(kcmfd, msg, len, &copied);
+	pthread_mutex_unlock(&ks->rlock);
+	if (len < 0) {
+		errno = -len;
+		return -1;
+	}
+	msg->msg_flags = (size_t)len > copied ? MSG_TRUNC : 0;
+	msg->msg_controllen = 0;
+	msg->msg_namelen = 0;
+	return (flags & MSG_TRUNC) ? len : (ssize_t)copied;
+}
+
+ssize_t kcm_recv(int kcmfd, void *buf, size_t len, int flags)
+{
+	struct iovec iov = { buf, len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return kcm_recvmsg(kcmfd, &msg, flags);
+}
+
+int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	unsigned int n = 0;
+
+	for (; n < vlen; n++) {
+		ssize_t r = kcm_recvmsg(kcmfd, &vec[n].msg_hdr, n ? flags | MSG_DONTWAIT : flags);
+
+		if (r < 0)
+			break;
+		vec[n].msg_len = r;
+	}
+	if (n == 0)
+		return -1;
+	return n;
+}

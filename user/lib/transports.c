@@ -1,0 +1,369 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Transports: attach and unattach TCP sockets, and the table the transmit path uses. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "internal.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+
+/* KCM's rule: only a connected TCP socket can be attached. */
+static int check_tcp(int fd)
+{
+	int domain, type, proto;
+	struct tcp_info ti;
+	socklen_t len = sizeof(domain);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len))
+		return -errno; /* EBADF, ENOTSOCK */
+	len = sizeof(type);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len))
+		return -errno;
+	len = sizeof(proto);
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len))
+		return -errno;
+	if ((domain != AF_INET && domain != AF_INET6) || type != SOCK_STREAM ||
+	    proto != IPPROTO_TCP)
+		return -EOPNOTSUPP;
+	len = sizeof(ti);
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) || ti.tcpi_state != TCP_ESTABLISHED)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+static void addr_info(int fd, struct kcm_transport_info *info)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (!getsockname(fd, (struct sockaddr *)&ss, &len)) {
+		info->family = ss.ss_family;
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			memcpy(info->local_addr, &a->sin_addr, 4);
+			info->local_port = ntohs(a->sin_port);
+		} else {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+			memcpy(info->local_addr, &a->sin6_addr, 16);
+			info->local_port = ntohs(a->sin6_port);
+		}
+	}
+	len = sizeof(ss);
+	if (!getpeername(fd, (struct sockaddr *)&ss, &len)) {
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+
+			memcpy(info->remote_addr, &a->sin_addr, 4);
+			info->remote_port = ntohs(a->sin_port);
+		} else {
+			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+			memcpy(info->remote_addr, &a->sin6_addr, 16);
+			info->remote_port = ntohs(a->sin6_port);
+		}
+	}
+}
+
+/* Slot holding @cookie in the transport map, or -ENOENT. Caller holds the mux lock. */
+static int slot_of_cookie(struct kcm_mux *mux, uint64_t cookie)
+{
+	struct kcm_transport_info info;
+	__u64 cur;
+
+	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		    info.cookie != cookie)
+			continue;
+		if (!bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot, &cur) &&
+		    cur == cookie)
+			return slot;
+	}
+	return -ENOENT;
+}
+
+/* strparser fails messages longer than the receive buffer: make room for the largest. */
+static void size_rcvbuf(const struct kcm_config *cfg, int fd)
+{
+	int have = 0, want = cfg->transport_rcvbuf;
+	socklen_t len = sizeof(have);
+
+	if (want < 0)
+		return;
+	if (want == 0) {
+		if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &have, &len) ||
+		    have >= (int64_t)cfg->max_msg * 2)
+			return;
+		want = cfg->max_msg;
+	}
+	kcm_set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, want);
+}
+
+static int tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie, bool owned)
+{
+	struct kcm_transport *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->fd = fd;
+	t->slot = slot;
+	t->cookie = cookie;
+	t->owned = owned;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_rwlock_wrlock(&mux->tx_lock);
+	mux->tx[mux->ntx++] = t;
+	pthread_rwlock_unlock(&mux->tx_lock);
+	return 0;
+}
+
+static void tx_free(struct kcm_transport *t)
+{
+	close(t->fd);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static void tx_remove(struct kcm_mux *mux, uint64_t cookie)
+{
+	pthread_rwlock_wrlock(&mux->tx_lock);
+	for (unsigned int i = 0; i < mux->ntx; i++) {
+		if (mux->tx[i]->cookie != cookie)
+			continue;
+		tx_free(mux->tx[i]);
+		mux->tx[i] = mux->tx[--mux->ntx];
+		break;
+	}
+	pthread_rwlock_unlock(&mux->tx_lock);
+}
+
+void kcm_tx_clear(struct kcm_mux *mux)
+{
+	pthread_rwlock_wrlock(&mux->tx_lock);
+	for (unsigned int i = 0; i < mux->ntx; i++)
+		tx_free(mux->tx[i]);
+	mux->ntx = 0;
+	pthread_rwlock_unlock(&mux->tx_lock);
+}
+
+/* Insert @fd; record who holds it. Caller holds the mux lock. Returns the slot. */
+static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid, int owner_fd)
+{
+	struct kcm_transport_info info = { .cookie = cookie, .pid = pid, .fd = owner_fd };
+	__u64 fdval = fd, cur;
+	__u32 slot;
+	int err;
+
+	if (slot_of_cookie(mux, cookie) >= 0)
+		return -EALREADY;
+	for (slot = 0; slot < KCM_MAX_TRANSPORTS; slot++)
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot, &cur))
+			break;
+	if (slot == KCM_MAX_TRANSPORTS)
+		return -ENOSPC;
+	size_rcvbuf(&mux->cfg, fd);
+	addr_info(fd, &info);
+	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot, &fdval, BPF_NOEXIST)) {
+		err = -errno;
+		/* EBUSY: another map's parser owns it, i.e. attached to another mux. */
+		return err == -EBUSY || err == -EEXIST ? -EALREADY : err;
+	}
+	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info, BPF_ANY)) {
+		err = -errno;
+		bpf_map_delete_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot);
+		return err;
+	}
+	err = kcm_config_bump(mux);
+	return err ? err : (int)slot;
+}
+
+static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd, bool keep)
+{
+	uint64_t cookie;
+	int err, dup = -1, slot;
+
+	if (!mux)
+		return -EINVAL;
+	err = check_tcp(tcpfd);
+	if (err)
+		return err;
+	cookie = kcm_sock_cookie(tcpfd);
+	if (keep) {
+		dup = fcntl(tcpfd, F_DUPFD_CLOEXEC, 0);
+		if (dup < 0)
+			return -errno;
+		owner_fd = dup;
+	}
+	err = kcm_mux_lock(mux);
+	if (err)
+		goto fail;
+	slot = attach_locked(mux, tcpfd, cookie, owner_pid, owner_fd);
+	if (slot >= 0 && keep)
+		err = tx_add(mux, dup, slot, cookie, true);
+	else
+		err = slot < 0 ? slot : 0;
+	if (slot >= 0 && err) { /* could not track it: undo */
+		bpf_map_delete_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &(__u32){ slot });
+		kcm_config_bump(mux);
+	}
+	if (!err && keep)
+		mux->tx_generation = mux->cfg.generation;
+	kcm_mux_unlock(mux);
+	if (!err)
+		return 0;
+fail:
+	if (dup >= 0)
+		close(dup);
+	return err;
+}
+
+int kcm_attach(struct kcm_mux *mux, int tcpfd)
+{
+	int err = attach(mux, tcpfd, getpid(), -1, true);
+
+	if (err)
+		errno = -err;
+	return err ? -1 : 0;
+}
+
+int kcm_attach_owned(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd)
+{
+	int err = attach(mux, tcpfd, owner_pid, owner_fd, false);
+
+	if (err)
+		errno = -err;
+	return err ? -1 : 0;
+}
+
+int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie)
+{
+	struct kcm_transport_info none = { 0 };
+	int err, slot;
+
+	if (!mux || !cookie) {
+		errno = EINVAL;
+		return -1;
+	}
+	err = kcm_mux_lock(mux);
+	if (err)
+		goto out;
+	slot = slot_of_cookie(mux, cookie);
+	if (slot < 0) {
+		err = slot;
+	} else {
+		__u32 key = slot;
+
+		if (bpf_map_delete_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &key))
+			err = -errno;
+		bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &key, &none, BPF_ANY);
+		if (!err)
+			err = kcm_config_bump(mux);
+	}
+	kcm_mux_unlock(mux);
+	if (slot >= 0)
+		tx_remove(mux, cookie);
+out:
+	if (err)
+		errno = -err;
+	return err ? -1 : 0;
+}
+
+int kcm_unattach(struct kcm_mux *mux, int tcpfd)
+{
+	uint64_t cookie = kcm_sock_cookie(tcpfd);
+
+	if (!cookie) {
+		int err = check_tcp(tcpfd);
+
+		errno = err ? -err : ENOENT;
+		return -1;
+	}
+	return kcm_unattach_cookie(mux, cookie);
+}
+
+/* A copy of the transport in @slot from the process that attached it, checked by cookie. */
+static int import_fd(const struct kcm_transport_info *info)
+{
+	int pidfd, fd;
+
+	if (info->pid == (uint32_t)getpid())
+		return fcntl(info->fd, F_DUPFD_CLOEXEC, 0);
+	pidfd = syscall(SYS_pidfd_open, info->pid, 0);
+	if (pidfd < 0)
+		return -1;
+	fd = syscall(SYS_pidfd_getfd, pidfd, info->fd, 0);
+	close(pidfd);
+	return fd;
+}
+
+/*
+ * A pinned mux may gain transports in other processes: when the generation moved,
+ * import the new ones (pidfd_getfd) and drop the ones that left.
+ */
+int kcm_tx_refresh(struct kcm_mux *mux)
+{
+	struct kcm_transport_info info;
+	__u32 key = 0, gen;
+	__u64 cookie;
+
+	if (!mux->name[0])
+		return 0;
+	if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_CONFIG], &key, &mux->cfg))
+		return -errno;
+	gen = mux->cfg.generation;
+	if (gen == mux->tx_generation)
+		return 0;
+	pthread_mutex_lock(&mux->lock);
+	/* drop what left */
+	pthread_rwlock_wrlock(&mux->tx_lock);
+	for (unsigned int i = 0; i < mux->ntx;) {
+		struct kcm_transport *t = mux->tx[i];
+
+		if (!bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &t->slot, &cookie) &&
+		    cookie == t->cookie) {
+			i++;
+			continue;
+		}
+		tx_free(t);
+		mux->tx[i] = mux->tx[--mux->ntx];
+	}
+	pthread_rwlock_unlock(&mux->tx_lock);
+	/* import what came */
+	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
+		bool known = false;
+		int fd;
+
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot, &cookie) ||
+		    bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		    info.cookie != cookie)
+			continue;
+		pthread_rwlock_rdlock(&mux->tx_lock);
+		for (unsigned int i = 0; i < mux->ntx; i++)
+			known |= mux->tx[i]->cookie == cookie;
+		pthread_rwlock_unlock(&mux->tx_lock);
+		if (known)
+			continue;
+		fd = import_fd(&info);
+		if (fd < 0)
+			continue; /* owner gone or not ours to take: receive still works */
+		if (kcm_sock_cookie(fd) != cookie || tx_add(mux, fd, slot, cookie, false))
+			close(fd);
+	}
+	mux->tx_generation = gen;
+	pthread_mutex_unlock(&mux->lock);
+	return 0;
+}

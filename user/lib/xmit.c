@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Transmit: each message is written whole to one transport while holding that
+ * transport's lock, so no other message can interleave with it. A sender first tries
+ * every idle transport without waiting, and waits only when all are busy or full.
+ * (A plain sk_msg redirect interleaves under backpressure; see docs/design.md.)
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+
+#include "internal.h"
+
+#define IOV_STACK 64
+
+static int wait_writable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	if (poll(&p, 1, -1) < 0)
+		return -errno;
+	return 0;
+}
+
+static void iov_skip(struct iovec **iov, size_t *n, size_t r)
+{
+	while (*n && r >= (*iov)->iov_len) {
+		r -= (*iov)->iov_len;
+		(*iov)++;
+		(*n)--;
+	}
+	if (*n && r) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + r;
+		(*iov)->iov_len -= r;
+	}
+}
+
+/*
+ * Write all of @iov. Returns @total, -EAGAIN when nothing was written and @may_wait is
+ * false, or another negative errno (the transport is then unusable). Once the first
+ * byte is out the rest follows, waiting if need be: a half message would corrupt the
+ * stream for every later message.
+ */
+static ssize_t write_whole(int fd, const struct iovec *src, size_t niov, size_t total,
+			   bool may_wait)
+{
+	struct iovec stack[IOV_STACK], *iov = stack, *cur;
+	struct msghdr m = { 0 };
+	size_t sent = 0, n = niov;
+	ssize_t r;
+
+	if (niov > IOV_STACK) {
+		iov = calloc(niov, sizeof(*iov));
+		if (!iov)
+			return -ENOMEM;
+	}
+	memcpy(iov, src, niov * sizeof(*iov));
+	cur = iov;
+	while (sent < total) {
+		m.msg_iov = cur;
+		m.msg_iovlen = n;
+		r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r > 0) {
+			sent += r;
+			iov_skip(&cur, &n, r);
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN) {
+			if (sent == 0 && !may_wait) {
+				r = -EAGAIN;
+				goto out;
+			}
+			r = wait_writable(fd);
+			if (r && r != -EINTR)
+				goto out;
+			continue;
+		}
+		r = r < 0 ? -errno : -EPIPE;
+		goto out;
+	}
+	r = total;
+out:
+	if (iov != stack)
+		free(iov);
+	return r;
+}
+
+/* Lock a transport against this process's threads and, for a pinned mux, other processes. */
+static bool tx_lock(struct kcm_mux *mux, struct kcm_transport *t, bool wait)
+{
+	if (wait)
+		pthread_mutex_lock(&t->lock);
+	else if (pthread_mutex_trylock(&t->lock))
+		return false;
+	if (mux->name[0] && flock(t->fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB)) {
+		pthread_mutex_unlock(&t->lock);
+		return false;
+	}
+	return true;
+}
+
+static void tx_unlock(struct kcm_mux *mux, struct kcm_transport *t)
+{
+	if (mux->name[0])
+		flock(t->fd, LOCK_UN);
+	pthread_mutex_unlock(&t->lock);
+}
+
+static ssize_t send_locked_table(struct kcm_mux *mux, const struct msghdr *msg, size_t total,
+				 bool nonblock)
+{
+	unsigned int n = mux->ntx, start, live = 0;
+	ssize_t r;
+
+	if (n == 0)
+		return -ENOTCONN;
+	start = atomic_fetch_add_explicit(&mux->tx_next, 1, memory_order_relaxed);
+	/* Pass 1: any idle transport with room, without waiting. */
+	for (unsigned int i = 0; i < n; i++) {
+		struct kcm_transport *t = mux->tx[(start + i) % n];
+
+		if (atomic_load(&t->dead))
+			continue;
+		live++;
+		if (!tx_lock(mux, t, false))
+			continue;
+		r = write_whole(t->fd, msg->msg_iov, msg->msg_iovlen, total, false);
+		tx_unlock(mux, t);
+		if (r >= 0)
+			return r;
+		if (r != -EAGAIN)
+			atomic_store(&t->dead, true);
+	}
+	if (!live)
+		return -EPIPE;
+	if (nonblock)
+		return -EAGAIN;
+	/* Pass 2: wait for the first live transport in turn. */
+	for (unsigned int i = 0; i < n; i++) {
+		struct kcm_transport *t = mux->tx[(start + i) % n];
+
+		if (atomic_load(&t->dead) || !tx_lock(mux, t, true))
+			continue;
+		r = write_whole(t->fd, msg->msg_iov, msg->msg_iovlen, total, true);
+		tx_unlock(mux, t);
+		if (r >= 0)
+			return r;
+		atomic_store(&t->dead, true);
+	}
+	return -EPIPE;
+}
+
+ssize_t kcm_sendmsg(int kcmfd, const struct msghdr *msg, int flags)
+{
+	struct kcm_sock *ks = kcm_registry_get(kcmfd);
+	struct kcm_mux *mux;
+	size_t total = 0;
+	ssize_t r;
+
+	if (!ks || !msg) {
+		errno = ks ? EINVAL : EBADF;
+		return -1;
+	}
+	mux = ks->mux;
+	for (size_t i = 0; i < msg->msg_iovlen; i++)
+		total += msg->msg_iov[i].iov_len;
+	if (total == 0 || total > mux->cfg.max_msg) {
+		errno = total ? EMSGSIZE : EINVAL;
+		return -1;
+	}
+	r = kcm_tx_refresh(mux);
+	if (r)
+		goto out;
+	pthread_rwlock_rdlock(&mux->tx_lock);
+	r = send_locked_table(mux, msg, total, kcm_fd_nonblocking(kcmfd, flags));
+	pthread_rwlock_unlock(&mux->tx_lock);
+out:
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
+	return r;
+}
+
+ssize_t kcm_send(int kcmfd, const void *buf, size_t len, int flags)
+{
+	struct iovec iov = { (void *)buf, len };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	return kcm_sendmsg(kcmfd, &msg, flags);
+}
+
+int kcm_sendmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	unsigned int n = 0;
+
+	for (; n < vlen; n++) {
+		ssize_t r = kcm_sendmsg(kcmfd, &vec[n].msg_hdr, flags);
+
+		if (r < 0)
+			break;
+		vec[n].msg_len = r;
+	}
+	if (n == 0 && vlen)
+		return -1;
+	return n;
+}

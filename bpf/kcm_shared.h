@@ -58,6 +58,8 @@ struct kcm_config {
 	__s32 member_rcvbuf;
 	__u32 generation;	/* bumped on every attach and unattach */
 	__u32 version;		/* KCM_CONFIG_VERSION */
+	__u32 owner_pid;	/* program whose exit should remove the pins; 0 = persistent */
+	__u32 pad;
 };
 
 #define KCM_CONFIG_VERSION 1

@@ -64,6 +64,9 @@ struct kcm_mux_opts {
 	int member_rcvbuf;
 	/* Pin the mux under /sys/fs/bpf/kcm/<pin_name>/ so other processes can open it. */
 	const char *pin_name;
+	/* Pins outlive this process (kcm-loader create). Otherwise they belong to it, and
+	 * `kcm-loader clean` removes them once it has exited without kcm_mux_destroy(). */
+	bool persistent;
 };
 
 struct kcm_mux;
@@ -121,6 +124,10 @@ int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);
 ssize_t kcm_send(int kcmfd, const void *buf, size_t len, int flags);
 ssize_t kcm_sendmsg(int kcmfd, const struct msghdr *msg, int flags);
 int kcm_sendmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);
+
+/* What the last failing libkcm call in this thread was doing, with the object and the
+ * cause, e.g. "failed to attach stream parser to transport map: Invalid argument". */
+const char *kcm_last_error(void);
 
 /* The mux a KCM socket belongs to, or NULL (errno EBADF) when it is not a KCM socket. */
 struct kcm_mux *kcm_mux_of(int kcmfd);

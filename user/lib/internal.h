@@ -51,6 +51,9 @@ struct kcm_sock {
 	pthread_mutex_t rlock;		/* one reader at a time: peek then read */
 };
 
+/* error.c: record "<what failed>: <strerror(err)>" for kcm_last_error(); returns @err */
+int kcm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* registry.c: fd -> KCM socket */
 int kcm_registry_add(struct kcm_sock *ks);
 struct kcm_sock *kcm_registry_get(int fd);

@@ -137,14 +137,21 @@ static int mux_wire(struct kcm_mux *mux)
 	__u32 key = 0;
 
 	/* Programs first: a socket takes its map's programs when it is inserted. */
-	for (size_t i = 0; i < sizeof(wires) / sizeof(wires[0]); i++)
-		if (bpf_prog_attach(mux->prog_fd[wires[i].prog], mux->map_fd[wires[i].map],
-				    wires[i].type, 0))
-			return -errno;
+	for (size_t i = 0; i < sizeof(wires) / sizeof(wires[0]); i++) {
+		if (!bpf_prog_attach(mux->prog_fd[wires[i].prog], mux->map_fd[wires[i].map],
+				     wires[i].type, 0))
+			continue;
+		if (errno == EINVAL && wires[i].type == BPF_SK_SKB_STREAM_PARSER)
+			return kcm_fail(-errno, "failed to attach stream parser to %s map "
+					"(kernel without CONFIG_BPF_STREAM_PARSER?)",
+					kcm_map_names[wires[i].map]);
+		return kcm_fail(-errno, "failed to attach %s to %s map",
+				kcm_prog_names[wires[i].prog], kcm_map_names[wires[i].map]);
+	}
 	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_CONFIG], &key, &mux->cfg, BPF_ANY))
-		return -errno;
+		return kcm_fail(-errno, "failed to write config map");
 	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_STEER], &key, &steer, BPF_F_LOCK))
-		return -errno;
+		return kcm_fail(-errno, "failed to write steer map");
 	return 0;
 }
 
@@ -155,10 +162,11 @@ static int mux_pin(struct kcm_mux *mux)
 
 	lock = kcm_pins_lock();
 	if (lock < 0)
-		return lock;
+		return kcm_fail(lock, "failed to prepare %s (bpffs mounted and writable?)",
+				KCM_PIN_ROOT);
 	err = kcm_pin_path(path, sizeof(path), mux->name, NULL);
 	if (!err && mkdir(path, 0700))
-		err = -errno; /* EEXIST: a mux of that name exists */
+		err = kcm_fail(-errno, "failed to create %s", path); /* EEXIST: name taken */
 	for (int i = 0; !err && i < KCM_MAP_COUNT + KCM_PROG_COUNT; i++) {
 		bool is_map = i < KCM_MAP_COUNT;
 		const char *file = is_map ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
@@ -166,9 +174,9 @@ static int mux_pin(struct kcm_mux *mux)
 
 		err = kcm_pin_path(path, sizeof(path), mux->name, file);
 		if (!err && bpf_obj_pin(fd, path))
-			err = -errno;
+			err = kcm_fail(-errno, "failed to pin %s", path);
 		if (!err && chmod(path, 0600))
-			err = -errno;
+			err = kcm_fail(-errno, "failed to restrict %s to root", path);
 	}
 	kcm_pins_unlock(lock);
 	if (err && err != -EEXIST)
@@ -188,11 +196,15 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *opts)
 		return NULL;
 	}
 	err = opts_check(opts, &cfg);
-	if (err)
+	if (err) {
+		kcm_fail(err, "invalid mux options");
 		goto fail;
+	}
+	if (opts->pin_name && !opts->persistent)
+		cfg.owner_pid = getpid();
 	skel = kcm_bpf__open();
 	if (!skel) {
-		err = -errno;
+		err = kcm_fail(-errno, "failed to open the data plane object");
 		goto fail;
 	}
 	skel->rodata->cfg_len_offset = cfg.len_offset;
@@ -205,6 +217,11 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *opts)
 	err = kcm_bpf__load(skel);
 	if (err) {
 		err = err < 0 ? err : -errno;
+		if (err == -EPERM || err == -EACCES)
+			kcm_fail(err, "failed to load the data plane (needs CAP_BPF, CAP_NET_ADMIN "
+				 "and CAP_PERFMON, or root)");
+		else
+			kcm_fail(err, "failed to load the data plane (the verifier log is above)");
 		kcm_bpf__destroy(skel);
 		goto fail;
 	}
@@ -270,7 +287,9 @@ struct kcm_mux *kcm_mux_open(const char *name)
 			break;
 		fd = bpf_obj_get(path);
 		if (fd < 0) {
-			err = -errno;
+			err = errno == ENOENT && i == 0 ?
+				kcm_fail(-errno, "no mux named '%s' (no %s)", name, path) :
+				kcm_fail(-errno, "failed to open %s", path);
 			break;
 		}
 		if (is_map)
@@ -281,7 +300,8 @@ struct kcm_mux *kcm_mux_open(const char *name)
 	if (!err)
 		err = kcm_config_read(mux);
 	if (!err && mux->cfg.version != KCM_CONFIG_VERSION)
-		err = -EPROTO;
+		err = kcm_fail(-EPROTO, "mux '%s' was made by another kcm-bpf version (%u, want %u)",
+			       name, mux->cfg.version, KCM_CONFIG_VERSION);
 	if (err) {
 		mux->name[0] = '\0';
 		kcm_mux_close(mux);

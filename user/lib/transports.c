@@ -200,7 +200,8 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 		return -EINVAL;
 	err = check_tcp(tcpfd);
 	if (err)
-		return err;
+		return kcm_fail(err, err == -EOPNOTSUPP ? "fd %d is not a connected TCP socket" :
+				"fd %d cannot be attached", tcpfd);
 	cookie = kcm_sock_cookie(tcpfd);
 	if (keep) {
 		dup = fcntl(tcpfd, F_DUPFD_CLOEXEC, 0);
@@ -212,6 +213,12 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 	if (err)
 		goto fail;
 	slot = attach_locked(mux, tcpfd, cookie, owner_pid, owner_fd);
+	if (slot == -EALREADY)
+		kcm_fail(slot, "socket (cookie %llu) is already attached to a mux",
+			 (unsigned long long)cookie);
+	else if (slot < 0)
+		kcm_fail(slot, "failed to add socket (cookie %llu) to the transport map",
+			 (unsigned long long)cookie);
 	if (slot >= 0 && keep)
 		err = tx_add(mux, dup, slot, cookie, true);
 	else

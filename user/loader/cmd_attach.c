@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* kcm-loader attach and unattach: transports from other processes, via pidfd_getfd. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "kcm.h"
+#include "json.h"
+#include "loader.h"
+#include "pins.h"
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+struct target {
+	uint64_t pid, fd, cookie;
+	bool have_pid, have_fd, have_cookie;
+};
+
+/* This process's copy of fd @fd of process @pid. */
+static int take_fd(pid_t pid, int fd)
+{
+	int pidfd, copy, err;
+
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0) {
+		err = errno;
+		fail("failed to open process %d: %s", pid,
+		     err == ESRCH ? "no such process" : strerror(err));
+		return -err;
+	}
+	copy = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+	err = errno;
+	close(pidfd);
+	if (copy < 0) {
+		if (err == EBADF)
+			fail("failed to take fd %d of process %d: it has no such fd", fd, pid);
+		else if (err == EPERM)
+			fail("failed to take fd %d of process %d: not permitted (needs "
+			     "CAP_SYS_PTRACE over it, e.g. root)", fd, pid);
+		else
+			fail("failed to take fd %d of process %d: %s", fd, pid, strerror(err));
+		return -err;
+	}
+	return copy;
+}
+
+static int parse_target(const char *cmd, int argc, char **argv, struct target *t,
+			void (*help)(void))
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },
+		{ "fd", required_argument, NULL, 'f' },
+		{ "cookie", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_u64(optarg, 1, 0x3fffffff, &t->pid))
+				return usage_error(cmd, "invalid --pid '%s'", optarg);
+			t->have_pid = true;
+			break;
+		case 'f':
+			if (parse_u64(optarg, 0, 0x7fffffff, &t->fd))
+				return usage_error(cmd, "invalid --fd '%s'", optarg);
+			t->have_fd = true;
+			break;
+		case 'c':
+			if (parse_u64(optarg, 1, UINT64_MAX, &t->cookie))
+				return usage_error(cmd, "invalid --cookie '%s'", optarg);
+			t->have_cookie = true;
+			break;
+		case 'j':
+			env.json = true;
+			break;
+		case 'h':
+			help();
+			return -1;
+		default:
+			return usage_error(cmd, "unknown option");
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error(cmd, "expected one mux NAME");
+	if (kcm_name_check(argv[optind]))
+		return usage_error(cmd, "invalid name '%s'", argv[optind]);
+	return 0;
+}
+
+static void attach_help(void)
+{
+	printf("Usage: kcm-loader attach NAME --pid PID --fd FD [--json]\n\n"
+	       "Attach TCP socket FD of process PID to mux NAME (pidfd_getfd). The process\n"
+	       "keeps its fd and the socket; its incoming messages now go to the mux's KCM\n"
+	       "sockets, and libkcm users of the mux may send on it. Bytes already queued on\n"
+	       "the socket are parsed too.\n");
+}
+
+static void unattach_help(void)
+{
+	printf("Usage: kcm-loader unattach NAME (--pid PID --fd FD | --cookie COOKIE)\n\n"
+	       "Take a transport out of mux NAME; it becomes a plain TCP socket again.\n"
+	       "`kcm-loader status NAME` lists cookies.\n");
+}
+
+int cmd_attach(int argc, char **argv)
+{
+	struct target t = { 0 };
+	struct kcm_mux *mux;
+	const char *name;
+	int err, fd;
+
+	err = parse_target("attach", argc, argv, &t, attach_help);
+	if (err)
+		return err < 0 ? EXIT_OK : err;
+	if (!t.have_pid || !t.have_fd || t.have_cookie)
+		return usage_error("attach", "needs --pid PID and --fd FD");
+	name = argv[optind];
+	fd = take_fd(t.pid, t.fd);
+	if (fd < 0)
+		return EXIT_FAIL;
+	mux = kcm_mux_open(name);
+	if (!mux) {
+		close(fd);
+		return fail_lib("failed to open mux", errno);
+	}
+	err = kcm_attach_owned(mux, fd, t.pid, t.fd) ? errno : 0;
+	if (!err) {
+		uint64_t cookie = 0;
+		socklen_t len = sizeof(cookie);
+
+		getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len);
+		if (env.json) {
+			json_start_object(NULL);
+			json_string("mux", name);
+			json_uint("pid", t.pid);
+			json_uint("fd", t.fd);
+			json_uint("cookie", cookie);
+			json_end_object();
+			json_done();
+		} else {
+			printf("attached fd %llu of pid %llu (cookie %llu) to mux '%s'\n",
+			       (unsigned long long)t.fd, (unsigned long long)t.pid,
+			       (unsigned long long)cookie, name);
+		}
+	}
+	close(fd);
+	kcm_mux_close(mux);
+	if (err) {
+		char what[160];
+
+		snprintf(what, sizeof(what), "failed to attach fd %llu of pid %llu to mux '%s'",
+			 (unsigned long long)t.fd, (unsigned long long)t.pid, name);
+		return fail_lib(what, err);
+	}
+	return EXIT_OK;
+}
+
+int cmd_unattach(int argc, char **argv)
+{
+	struct target t = { 0 };
+	struct kcm_mux *mux;
+	const char *name;
+	int err;
+
+	err = parse_target("unattach", argc, argv, &t, unattach_help);
+	if (err)
+		return err < 0 ? EXIT_OK : err;
+	if (t.have_cookie == (t.have_pid || t.have_fd) || t.have_pid != t.have_fd)
+		return usage_error("unattach", "needs --pid PID --fd FD, or --cookie COOKIE");
+	name = argv[optind];
+	if (!t.have_cookie) {
+		socklen_t len = sizeof(t.cookie);
+		int fd = take_fd(t.pid, t.fd);
+
+		if (fd < 0)
+			return EXIT_FAIL;
+		if (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &t.cookie, &len)) {
+			close(fd);
+			return fail("fd %llu of pid %llu is not a socket", (unsigned long long)t.fd,
+				    (unsigned long long)t.pid);
+		}
+		close(fd);
+	}
+	mux = kcm_mux_open(name);
+	if (!mux)
+		return fail_lib("failed to open mux", errno);
+	err = kcm_unattach_cookie(mux, t.cookie) ? errno : 0;
+	kcm_mux_close(mux);
+	if (err == ENOENT)
+		return fail("failed to unattach socket (cookie %llu) from mux '%s': not attached "
+			    "to it", (unsigned long long)t.cookie, name);
+	if (err)
+		return fail("failed to unattach socket (cookie %llu) from mux '%s': %s",
+			    (unsigned long long)t.cookie, name, strerror(err));
+	if (!env.json)
+		printf("unattached socket (cookie %llu) from mux '%s'\n",
+		       (unsigned long long)t.cookie, name);
+	return EXIT_OK;
+}

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* kcm-loader create, destroy and clean: the life of a pinned mux. */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "kcm.h"
+#include "kcm_shared.h"
+#include "json.h"
+#include "loader.h"
+#include "pins.h"
+
+static void create_help(FILE *f)
+{
+	fprintf(f,
+		"Usage: kcm-loader create NAME [OPTIONS]\n\n"
+		"Load the data plane and pin it under /sys/fs/bpf/kcm/NAME/.\n\n"
+		"  --framing SPEC        length prefix: u<bits><be|le>[+-adjust][@offset], e.g.\n"
+		"                        u32be+4 (Thrift, default), u16be+2 (DNS), u24be+9@0 (HTTP/2),\n"
+		"                        or a preset: thrift, dns, http2, kafka\n"
+		"  --max SIZE            largest message (default 64K; K, M suffixes)\n"
+		"  --batch N             messages one redirect may carry, 1-%d (default 1: strict\n"
+		"                        per-message balance; more is faster, balance within N)\n"
+		"  --policy P            messages (default) or bytes: what round-robin balances\n"
+		"  --transport-rcvbuf SIZE|keep  SO_RCVBUF for attached sockets (default: raised\n"
+		"                        to carry --max; strparser fails longer messages)\n"
+		"  --member-rcvbuf SIZE  SO_RCVBUF of each KCM socket (default 4M)\n"
+		"  -j, --json            print the result as JSON\n"
+		"  -h, --help            this text\n",
+		KCM_MAX_BATCH);
+}
+
+int cmd_create(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "framing", required_argument, NULL, 'f' },
+		{ "max", required_argument, NULL, 'm' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "policy", required_argument, NULL, 'p' },
+		{ "transport-rcvbuf", required_argument, NULL, 't' },
+		{ "member-rcvbuf", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct kcm_mux_opts o = { .sz = sizeof(o), .framing = KCM_FRAMING_THRIFT,
+				  .persistent = true };
+	struct kcm_mux *mux;
+	char spec[64];
+	uint64_t v;
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			if (kcm_framing_parse(optarg, &o.framing))
+				return usage_error("create", "invalid --framing '%s'", optarg);
+			break;
+		case 'm':
+			if (parse_size(optarg, 1, 256 << 20, &v))
+				return usage_error("create", "invalid --max '%s': 1 to 256M", optarg);
+			o.max_msg_size = v;
+			break;
+		case 'b':
+			if (parse_u64(optarg, 1, KCM_MAX_BATCH, &v))
+				return usage_error("create", "invalid --batch '%s': 1 to %d", optarg,
+						   KCM_MAX_BATCH);
+			o.batch = v;
+			break;
+		case 'p':
+			if (!strcmp(optarg, "messages"))
+				o.policy = KCM_POLICY_MESSAGES;
+			else if (!strcmp(optarg, "bytes"))
+				o.policy = KCM_POLICY_BYTES;
+			else
+				return usage_error("create", "invalid --policy '%s': messages or bytes",
+						   optarg);
+			break;
+		case 't':
+			if (!strcmp(optarg, "keep"))
+				o.transport_rcvbuf = -1;
+			else if (parse_size(optarg, 4096, INT_MAX / 2, &v))
+				return usage_error("create", "invalid --transport-rcvbuf '%s'", optarg);
+			else
+				o.transport_rcvbuf = v;
+			break;
+		case 'r':
+			if (parse_size(optarg, 4096, INT_MAX / 2, &v))
+				return usage_error("create", "invalid --member-rcvbuf '%s'", optarg);
+			o.member_rcvbuf = v;
+			break;
+		case 'j':
+			env.json = true;
+			break;
+		case 'h':
+			create_help(stdout);
+			return EXIT_OK;
+		default:
+			return usage_error("create", "unknown option");
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error("create", "expected one NAME");
+	o.pin_name = argv[optind];
+	if (kcm_name_check(o.pin_name))
+		return usage_error("create", "invalid name '%s': 1-63 of [A-Za-z0-9_.-]", o.pin_name);
+	mux = kcm_mux_create(&o);
+	if (!mux) {
+		char what[128];
+
+		snprintf(what, sizeof(what), "failed to create mux '%s'", o.pin_name);
+		return fail_lib(what, errno);
+	}
+	kcm_mux_close(mux);
+	kcm_framing_format(&o.framing, spec, sizeof(spec));
+	if (env.json) {
+		char path[256];
+
+		kcm_pin_path(path, sizeof(path), o.pin_name, NULL);
+		json_start_object(NULL);
+		json_string("name", o.pin_name);
+		json_string("path", path);
+		json_string("framing", spec);
+		json_end_object();
+		json_done();
+	} else {
+		printf("created mux '%s' (framing %s) at %s/%s\n", o.pin_name, spec, KCM_PIN_ROOT,
+		       o.pin_name);
+	}
+	return EXIT_OK;
+}
+
+int cmd_destroy(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int c;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c != 'h')
+			return usage_error("destroy", "unknown option");
+		printf("Usage: kcm-loader destroy NAME\n\n"
+		       "Remove the pins of a mux. Its programs and maps are freed once no process\n"
+		       "holds them; attached TCP sockets then return to plain TCP.\n");
+		return EXIT_OK;
+	}
+	if (optind != argc - 1)
+		return usage_error("destroy", "expected one NAME");
+	if (kcm_name_check(argv[optind]))
+		return usage_error("destroy", "invalid name '%s'", argv[optind]);
+	if (kcm_mux_unpin(argv[optind])) {
+		if (errno == ENOENT)
+			return fail("failed to destroy mux '%s': no such mux under %s", argv[optind],
+				    KCM_PIN_ROOT);
+		return fail("failed to destroy mux '%s': %s", argv[optind], strerror(errno));
+	}
+	if (!env.json)
+		printf("destroyed mux '%s'\n", argv[optind]);
+	return EXIT_OK;
+}
+
+/* Why a mux folder should go, or NULL when it is healthy. */
+static const char *clean_reason(const char *name, char *buf, size_t len)
+{
+	struct kcm_config cfg;
+	char path[256];
+	__u32 key = 0;
+	int fd;
+
+	for (int i = 0; i < KCM_MAP_COUNT + KCM_PROG_COUNT; i++) {
+		const char *f = i < KCM_MAP_COUNT ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
+
+		kcm_pin_path(path, sizeof(path), name, f);
+		if (access(path, F_OK)) {
+			snprintf(buf, len, "incomplete: no %s (a create that crashed)", f);
+			return buf;
+		}
+	}
+	kcm_pin_path(path, sizeof(path), name, kcm_map_names[KCM_MAP_CONFIG]);
+	fd = bpf_obj_get(path);
+	if (fd < 0 || bpf_map_lookup_elem(fd, &key, &cfg)) {
+		snprintf(buf, len, "unreadable config: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return buf;
+	}
+	close(fd);
+	if (cfg.version != KCM_CONFIG_VERSION) {
+		snprintf(buf, len, "config version %u, want %u", cfg.version, KCM_CONFIG_VERSION);
+		return buf;
+	}
+	if (cfg.owner_pid && !pid_alive(cfg.owner_pid)) {
+		snprintf(buf, len, "owner pid %u exited without destroying it", cfg.owner_pid);
+		return buf;
+	}
+	return NULL;
+}
+
+int cmd_clean(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "all", no_argument, NULL, 'a' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	bool all = false, dry = false;
+	int c, failed = 0, removed = 0;
+	struct dirent *de;
+	char why[160];
+	DIR *d;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "anh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'a':
+			all = true;
+			break;
+		case 'n':
+			dry = true;
+			break;
+		case 'h':
+			printf("Usage: kcm-loader clean [--all] [--dry-run]\n\n"
+			       "Remove muxes left by crashed runs: folders missing pins, and muxes\n"
+			       "whose owning program exited without destroying them. --all removes\n"
+			       "every mux. --dry-run only says what would go.\n");
+			return EXIT_OK;
+		default:
+			return usage_error("clean", "unknown option");
+		}
+	}
+	if (optind != argc)
+		return usage_error("clean", "unexpected argument '%s'", argv[optind]);
+	d = opendir(KCM_PIN_ROOT);
+	if (!d) {
+		if (errno == ENOENT) {
+			printf("nothing to clean: no %s\n", KCM_PIN_ROOT);
+			return EXIT_OK;
+		}
+		return fail("failed to read %s: %s", KCM_PIN_ROOT, strerror(errno));
+	}
+	while ((de = readdir(d))) {
+		const char *reason;
+
+		if (de->d_name[0] == '.')
+			continue;
+		reason = all ? "--all" : clean_reason(de->d_name, why, sizeof(why));
+		if (!reason)
+			continue;
+		if (dry) {
+			printf("would remove mux '%s': %s\n", de->d_name, reason);
+			continue;
+		}
+		if (kcm_mux_unpin(de->d_name)) {
+			failed++;
+			fail("failed to remove mux '%s': %s", de->d_name, strerror(errno));
+			continue;
+		}
+		removed++;
+		printf("removed mux '%s': %s\n", de->d_name, reason);
+	}
+	closedir(d);
+	if (!removed && !failed && !dry)
+		printf("nothing to clean\n");
+	return failed ? EXIT_FAIL : EXIT_OK;
+}

@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* kcm-loader: shared declarations of the command table. */
+#ifndef KCM_LOADER_H
+#define KCM_LOADER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+
+struct env {
+	bool json;
+	bool verbose;
+};
+
+extern struct env env;
+
+/* "kcm-loader: <message>" on stderr; returns EXIT_FAIL. */
+int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "kcm-loader <cmd>: <message>" and a pointer to --help; returns EXIT_USAGE. */
+int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Explain a libkcm failure: its own description, a hint for the errno, the libbpf log. */
+int fail_lib(const char *what, int err);
+/* Strict integers: whole string, in [min, max]. Sizes accept K, M, G suffixes. */
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+bool pid_alive(pid_t pid);
+
+int cmd_create(int argc, char **argv);
+int cmd_destroy(int argc, char **argv);
+int cmd_clean(int argc, char **argv);
+int cmd_attach(int argc, char **argv);
+int cmd_unattach(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
+#endif /* KCM_LOADER_H */

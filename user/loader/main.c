@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* kcm-loader: load, pin, attach and inspect KCM multiplexors on sockmap. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/libbpf.h>
+
+#include "kcm.h"
+#include "loader.h"
+
+struct env env;
+
+static char bpf_log[32 * 1024];
+static size_t bpf_log_len;
+
+static const struct cmd {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} cmds[] = {
+	{ "create", cmd_create, "create NAME [--framing SPEC] [--max SIZE] ...  load and pin a mux" },
+	{ "attach", cmd_attach, "attach NAME --pid PID --fd FD               add another process's TCP socket" },
+	{ "unattach", cmd_unattach, "unattach NAME (--pid PID --fd FD | --cookie C)  remove a transport" },
+	{ "status", cmd_status, "status [NAME] [--json]                       show what is really attached" },
+	{ "destroy", cmd_destroy, "destroy NAME                                 unpin a mux (it goes when unused)" },
+	{ "clean", cmd_clean, "clean [--all] [--dry-run]                    remove what crashed runs left" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: kcm-loader [-v] [-j] COMMAND [ARGS]\n\n"
+		   "KCM multiplexors on sockmap: messages over TCP spread across KCM sockets.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %s\n", cmds[i].summary);
+	fprintf(f, "\nOptions:\n"
+		   "  -j, --json     machine-readable output (status, create, attach)\n"
+		   "  -v, --verbose  show libbpf and verifier messages\n"
+		   "  -h, --help     this text; `kcm-loader COMMAND --help` for a command\n"
+		   "  -V, --version  print the version\n\n"
+		   "Muxes are pinned under /sys/fs/bpf/kcm/NAME/. Exit status: 0 ok, 1 failure,\n"
+		   "2 usage error. See kcm-loader(8).\n");
+}
+
+int fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("kcm-loader: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return EXIT_FAIL;
+}
+
+int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "kcm-loader %s: ", cmd);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry 'kcm-loader %s --help'.\n", cmd);
+	return EXIT_USAGE;
+}
+
+static const char *hint(int err)
+{
+	switch (err) {
+	case EPERM:
+	case EACCES:
+		return "run as root: loading sk_skb programs needs CAP_BPF, CAP_NET_ADMIN and "
+		       "CAP_PERFMON";
+	case ENOENT:
+		return "see `kcm-loader status` for the muxes that exist";
+	case EEXIST:
+		return "pick another name, or `kcm-loader destroy` the old mux first";
+	case EALREADY:
+		return "`kcm-loader status` shows which mux holds it";
+	case EOPNOTSUPP:
+		return "only connected TCP sockets can be attached";
+	default:
+		return NULL;
+	}
+}
+
+/* Print the tail of the libbpf log: the verifier's verdict is in its last lines. */
+static void print_bpf_log_tail(void)
+{
+	const char *p = bpf_log + bpf_log_len;
+	int lines = 0;
+
+	if (!bpf_log_len || env.verbose)
+		return;
+	while (p > bpf_log && lines < 12)
+		if (*--p == '\n')
+			lines++;
+	fprintf(stderr, "kcm-loader: last libbpf messages (-v for all):\n%s", p);
+}
+
+int fail_lib(const char *what, int err)
+{
+	const char *detail = kcm_last_error(), *h = hint(err);
+
+	print_bpf_log_tail();
+	if (detail && *detail)
+		fail("%s: %s", what, detail);
+	else
+		fail("%s: %s", what, strerror(err));
+	if (h)
+		fprintf(stderr, "kcm-loader: hint: %s\n", h);
+	return EXIT_FAIL;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	int n;
+
+	if (env.verbose)
+		return vfprintf(stderr, fmt, ap);
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	if (bpf_log_len > sizeof(bpf_log) / 2) { /* keep the newest half */
+		memmove(bpf_log, bpf_log + bpf_log_len / 2, bpf_log_len - bpf_log_len / 2);
+		bpf_log_len -= bpf_log_len / 2;
+	}
+	n = vsnprintf(bpf_log + bpf_log_len, sizeof(bpf_log) - bpf_log_len, fmt, ap);
+	if (n > 0)
+		bpf_log_len += (size_t)n < sizeof(bpf_log) - bpf_log_len ? (size_t)n :
+			       sizeof(bpf_log) - bpf_log_len - 1;
+	return n;
+}
+
+int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || *end || v < min || v > max)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	unsigned long long v, mult = 1;
+	char *end;
+
+	if (!s || !*s || *s == '-' || *s == '+')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	if (*end == 'K' || *end == 'k')
+		mult = 1024;
+	else if (*end == 'M' || *end == 'm')
+		mult = 1024 * 1024;
+	else if (*end == 'G' || *end == 'g')
+		mult = 1024 * 1024 * 1024;
+	if (mult != 1)
+		end++;
+	if (*end || v > max / mult || v * mult < min || v * mult > max)
+		return -ERANGE;
+	*out = v * mult;
+	return 0;
+}
+
+bool pid_alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{},
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+jvhV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			env.json = true;
+			break;
+		case 'v':
+			env.verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return EXIT_OK;
+		case 'V':
+			printf("kcm-loader %s (libbpf %s)\n", KCM_VERSION, libbpf_version_string());
+			return EXIT_OK;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	libbpf_set_print(libbpf_print);
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[optind], cmds[i].name))
+			continue;
+		optind++;
+		argv[optind - 1] = (char *)cmds[i].name;
+		/* commands parse their own options from argv[optind - 1] on */
+		return cmds[i].fn(argc - optind + 1, argv + optind - 1);
+	}
+	fprintf(stderr, "kcm-loader: unknown command '%s'\n", argv[optind]);
+	usage(stderr);
+	return EXIT_USAGE;
+}

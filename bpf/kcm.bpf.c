@@ -15,8 +15,9 @@
 #define BPF_F_INGRESS 1
 #define SK_PASS 1
 #define SK_DROP 0
-/* bpf_skb_load_bytes() refuses offsets above this on sk_skb programs */
-#define KCM_LOAD_LIMIT 0xffff
+#define EIO 5
+/* bpf_skb_load_bytes() takes offsets up to INT_MAX (0xffff on kernels before 5.x) */
+#define KCM_LOAD_LIMIT 0x7fffffff
 
 /* Framing and policy, fixed when the mux is created (filled between open and load). */
 const volatile __u32 cfg_len_offset = 0;
@@ -131,29 +132,33 @@ __noinline int kcm_frame_len(struct __sk_buff *skb, __u32 at, __u32 avail)
 
 	if (!skb || avail < hdr_end)
 		return 0;
+	/*
+	 * The header is present: a load that fails here would fail on every retry, so it
+	 * is an error on the transport, never "need more data" (that would stall it).
+	 */
 	at += cfg_len_offset;
 	if (at > KCM_LOAD_LIMIT)
-		return 0;
+		return -EIO;
 	switch (cfg_len_size) {
 	case 1:
 		if (bpf_skb_load_bytes(skb, at, b, 1))
-			return 0;
+			return -EIO;
 		break;
 	case 2:
 		if (bpf_skb_load_bytes(skb, at, b, 2))
-			return 0;
+			return -EIO;
 		break;
 	case 3:
 		if (bpf_skb_load_bytes(skb, at, b, 3))
-			return 0;
+			return -EIO;
 		break;
 	case 4:
 		if (bpf_skb_load_bytes(skb, at, b, 4))
-			return 0;
+			return -EIO;
 		break;
 	default:
 		if (bpf_skb_load_bytes(skb, at, b, 8))
-			return 0;
+			return -EIO;
 		break;
 	}
 #pragma unroll

@@ -38,8 +38,14 @@ in_client() { nsenter --net=/run/netns/"$NS_C" "$@"; }
 in_server() { nsenter --net=/run/netns/"$NS_S" "$@"; }
 
 BG_PIDS=()
-# bg_run CMD...: start in the background, remember the pid in BG_PID.
+# bg_run [in_client|in_server] CMD...: start in the background, remember the pid in
+# BG_PID. nsenter is called directly (it execs CMD): backgrounding the in_* functions
+# would fork a subshell, and killing that would orphan the program.
 bg_run() {
+	case $1 in
+	in_client) shift; set -- nsenter --net=/run/netns/"$NS_C" "$@" ;;
+	in_server) shift; set -- nsenter --net=/run/netns/"$NS_S" "$@" ;;
+	esac
 	"$@" &
 	BG_PID=$!
 	BG_PIDS+=("$BG_PID")

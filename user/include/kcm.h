@@ -120,7 +120,10 @@ ssize_t kcm_recvmsg(int kcmfd, struct msghdr *msg, int flags);
 int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);
 
 /* One message per call, sent whole on one transport, never interleaved with another.
- * A non-blocking send returns EAGAIN only when no byte of it was written. */
+ * Non-blocking (MSG_DONTWAIT or O_NONBLOCK): EAGAIN, with nothing written, when no
+ * transport has room for the whole message now. A message larger than a transport's
+ * whole send buffer is started only on an empty buffer, and the call then waits for
+ * its tail: a half-sent message would corrupt the stream. */
 ssize_t kcm_send(int kcmfd, const void *buf, size_t len, int flags);
 ssize_t kcm_sendmsg(int kcmfd, const struct msghdr *msg, int flags);
 int kcm_sendmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);
@@ -133,7 +136,8 @@ const char *kcm_last_error(void);
 struct kcm_mux *kcm_mux_of(int kcmfd);
 
 /* Length of the message at the start of @buf under @f: > 0 length, 0 header
- * incomplete, -EMSGSIZE over @max, -EBADMSG not a valid length. */
+ * incomplete, -EMSGSIZE over @max (or a field above 2^40), -EBADMSG a length below
+ * the end of the length field. Returns the errno (no -1/errno) like the BPF parser. */
 int64_t kcm_frame_length(const struct kcm_framing *f, const void *buf, size_t len,
 			 uint64_t max);
 /* Parse "u32be+4", "u16be+2@0", "u24be+9", "u8+1@3", "u64le-8"... (see kcm-loader(8)). */

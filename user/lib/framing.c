@@ -27,7 +27,7 @@ int64_t kcm_frame_length(const struct kcm_framing *f, const void *buf, size_t le
 	if (v > (1ULL << 40))
 		return -EMSGSIZE;
 	total = (int64_t)v + f->len_adjust;
-	if (total > (int64_t)max)
+	if (total > 0 && (uint64_t)total > max)
 		return -EMSGSIZE;
 	if (total < (int64_t)hdr_end || total <= 0)
 		return -EBADMSG;
@@ -44,7 +44,18 @@ static const struct {
 	{ "kafka", "u32be+4" },
 };
 
+static int framing_parse(const char *spec, struct kcm_framing *out);
+
 int kcm_framing_parse(const char *spec, struct kcm_framing *out)
+{
+	int err = framing_parse(spec, out);
+
+	if (err)
+		errno = -err;
+	return err ? -1 : 0;
+}
+
+static int framing_parse(const char *spec, struct kcm_framing *out)
 {
 	struct kcm_framing f = { 0 };
 	const char *p = spec;
@@ -55,7 +66,7 @@ int kcm_framing_parse(const char *spec, struct kcm_framing *out)
 		return -EINVAL;
 	for (size_t i = 0; i < sizeof(presets) / sizeof(presets[0]); i++)
 		if (!strcmp(spec, presets[i].name))
-			return kcm_framing_parse(presets[i].spec, out);
+			return framing_parse(presets[i].spec, out);
 	if (*p++ != 'u')
 		return -EINVAL;
 	if (*p < '0' || *p > '9')

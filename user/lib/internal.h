@@ -57,6 +57,7 @@ int kcm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 /* registry.c: fd -> KCM socket */
 int kcm_registry_add(struct kcm_sock *ks);
 struct kcm_sock *kcm_registry_get(int fd);
+struct kcm_sock *kcm_registry_get_checked(int fd);
 struct kcm_sock *kcm_registry_take(int fd);
 void kcm_registry_drop_mux(struct kcm_mux *mux, void (*fn)(struct kcm_sock *ks));
 
@@ -68,7 +69,8 @@ int kcm_config_read(struct kcm_mux *mux);
 
 /* members.c */
 int kcm_steer_sync(struct kcm_mux *mux);
-void kcm_sock_free(struct kcm_sock *ks);
+void kcm_sock_free(struct kcm_sock *ks);	/* closes ks->fd */
+void kcm_sock_forget(struct kcm_sock *ks);	/* the fd is no longer ours */
 
 /* transports.c */
 int kcm_tx_refresh(struct kcm_mux *mux);

@@ -71,11 +71,16 @@ fail:
 	return err;
 }
 
+void kcm_sock_forget(struct kcm_sock *ks)
+{
+	pthread_mutex_destroy(&ks->rlock);
+	free(ks);
+}
+
 void kcm_sock_free(struct kcm_sock *ks)
 {
 	close(ks->fd);
-	pthread_mutex_destroy(&ks->rlock);
-	free(ks);
+	kcm_sock_forget(ks);
 }
 
 static int member_add(struct kcm_mux *mux)
@@ -158,7 +163,7 @@ int kcm_socket(struct kcm_mux *mux)
 
 int kcm_clone(int kcmfd)
 {
-	struct kcm_sock *ks = kcm_registry_get(kcmfd);
+	struct kcm_sock *ks = kcm_registry_get_checked(kcmfd);
 
 	if (!ks) {
 		errno = EBADF;
@@ -169,7 +174,7 @@ int kcm_clone(int kcmfd)
 
 struct kcm_mux *kcm_mux_of(int kcmfd)
 {
-	struct kcm_sock *ks = kcm_registry_get(kcmfd);
+	struct kcm_sock *ks = kcm_registry_get_checked(kcmfd);
 
 	if (!ks)
 		errno = EBADF;
@@ -178,10 +183,12 @@ struct kcm_mux *kcm_mux_of(int kcmfd)
 
 int kcm_close(int kcmfd)
 {
-	struct kcm_sock *ks = kcm_registry_take(kcmfd);
+	struct kcm_sock *ks = kcm_registry_get_checked(kcmfd);
 	struct kcm_member_info none = { 0 };
 	struct kcm_mux *mux;
 
+	if (ks && kcm_registry_take(kcmfd) != ks)
+		ks = NULL; /* another thread closed it first */
 	if (!ks) {
 		errno = EBADF;
 		return -1;

@@ -26,14 +26,13 @@ static int wait_readable(int fd)
 	return 0;
 }
 
-/* Peek the length of the next message; 0 when none is queued. */
-static ssize_t next_len(struct kcm_sock *ks, bool nonblock)
+/* Peek the length of the next message; -EAGAIN when none is queued. */
+static ssize_t next_len(struct kcm_sock *ks)
 {
 	const struct kcm_mux *mux = ks->mux;
 	size_t hdr_end = mux->framing.len_offset + mux->framing.len_size;
 	unsigned char hdr[HDR_MAX];
 	ssize_t r;
-	int err;
 
 	for (;;) {
 		r = recv(ks->fd, hdr, hdr_end, MSG_PEEK | MSG_DONTWAIT);
@@ -44,15 +43,8 @@ static ssize_t next_len(struct kcm_sock *ks, bool nonblock)
 			recv(ks->fd, hdr, sizeof(hdr), MSG_DONTWAIT);
 			return -EBADMSG;
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN)
+		if (errno != EINTR)
 			return -errno;
-		if (nonblock)
-			return -EAGAIN;
-		err = wait_readable(ks->fd);
-		if (err)
-			return err;
 	}
 	r = kcm_frame_length(&mux->framing, hdr, hdr_end, mux->cfg.max_msg);
 	return r > 0 ? r : -EBADMSG;
@@ -133,11 +125,20 @@ ssize_t kcm_recvmsg(int kcmfd, struct msghdr *msg, int flags)
 		errno = ks ? EINVAL : EBADF;
 		return -1;
 	}
-	pthread_mutex_lock(&ks->rlock);
-	len = next_len(ks, kcm_fd_nonblocking(kcmfd, flags));
-	if (len > 0)
-		len = read_exact(kcmfd, msg, len, &copied);
-	pthread_mutex_unlock(&ks->rlock);
+	for (;;) {
+		/* Never wait holding the lock: kcm_recv_disable() needs it to drain. */
+		pthread_mutex_lock(&ks->rlock);
+		len = next_len(ks);
+		if (len > 0)
+			len = read_exact(kcmfd, msg, len, &copied);
+		pthread_mutex_unlock(&ks->rlock);
+		if (len != -EAGAIN || kcm_fd_nonblocking(kcmfd, flags))
+			break;
+		len = wait_readable(kcmfd);
+		if (len)
+			break;
+		len = -EAGAIN;
+	}
 	if (len < 0) {
 		errno = -len;
 		return -1;
@@ -160,6 +161,8 @@ int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
 	unsigned int n = 0;
 
+	if (!vlen)
+		return 0;
 	for (; n < vlen; n++) {
 		ssize_t r = kcm_recvmsg(kcmfd, &vec[n].msg_hdr, n ? flags | MSG_DONTWAIT : flags);
 

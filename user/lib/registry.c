@@ -52,6 +52,22 @@ struct kcm_sock *kcm_registry_get(int fd)
 	return s ? atomic_load(s) : NULL;
 }
 
+/*
+ * The fd may have been closed with close() and its number reused: check the socket
+ * cookie. Used where a mistake would act on someone else's file (clone, close,
+ * destroy, recv disable); the send and receive fast paths trust the table.
+ */
+struct kcm_sock *kcm_registry_get_checked(int fd)
+{
+	struct kcm_sock *ks = kcm_registry_get(fd);
+
+	if (!ks || kcm_sock_cookie(fd) == ks->cookie)
+		return ks;
+	if (kcm_registry_take(fd) == ks)
+		kcm_sock_forget(ks);
+	return NULL;
+}
+
 struct kcm_sock *kcm_registry_take(int fd)
 {
 	sock_slot *s = slot_of(fd, false);
@@ -69,8 +85,13 @@ void kcm_registry_drop_mux(struct kcm_mux *mux, void (*fn)(struct kcm_sock *ks))
 		for (unsigned int i = 0; i < CHUNK_SIZE; i++) {
 			struct kcm_sock *ks = atomic_load(&chunk[i]);
 
-			if (ks && ks->mux == mux && atomic_compare_exchange_strong(&chunk[i], &ks, NULL))
+			if (!ks || ks->mux != mux ||
+			    !atomic_compare_exchange_strong(&chunk[i], &ks, NULL))
+				continue;
+			if (kcm_sock_cookie(ks->fd) == ks->cookie)
 				fn(ks);
+			else
+				kcm_sock_forget(ks); /* closed by the user, fd reused */
 		}
 	}
 }

@@ -66,7 +66,7 @@ out:
 
 int kcm_recv_disable(int kcmfd, bool on, struct kcm_requeue_report *report)
 {
-	struct kcm_sock *ks = kcm_registry_get(kcmfd);
+	struct kcm_sock *ks = kcm_registry_get_checked(kcmfd);
 	struct kcm_requeue_report rep = { 0 };
 	unsigned char hdr[4096 + 8];
 	unsigned int others = 0;

@@ -160,6 +160,20 @@ void kcm_tx_clear(struct kcm_mux *mux)
 	pthread_rwlock_unlock(&mux->tx_lock);
 }
 
+/*
+ * The parser starts on the next data_ready, so bytes queued before the attach would
+ * wait for more to arrive (AF_KCM parses them at once). Setting SO_RCVLOWAT runs
+ * tcp_data_ready(); writing back the current value changes nothing else.
+ */
+static void kick_parser(int fd)
+{
+	int lowat = 1;
+	socklen_t len = sizeof(lowat);
+
+	getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &len);
+	setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat));
+}
+
 /* Insert @fd; record who holds it. Caller holds the mux lock. Returns the slot. */
 static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid, int owner_fd)
 {
@@ -187,6 +201,7 @@ static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid
 		bpf_map_delete_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot);
 		return err;
 	}
+	kick_parser(fd);
 	err = kcm_config_bump(mux);
 	return err ? err : (int)slot;
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <linux/sock_diag.h>
 
 #include "internal.h"
 
@@ -39,13 +40,29 @@ static void iov_skip(struct iovec **iov, size_t *n, size_t r)
 }
 
 /*
+ * Whether @total bytes fit in the free send buffer now, with room for skb overhead.
+ * An empty buffer always takes the message: one larger than the buffer goes out then.
+ */
+static bool has_room(int fd, size_t total)
+{
+	__u32 mem[SK_MEMINFO_VARS] = { 0 };
+	socklen_t len = sizeof(mem);
+	uint64_t queued;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len))
+		return true;
+	queued = mem[SK_MEMINFO_WMEM_QUEUED];
+	return !queued || queued + total + total / 4 + 4096 <= mem[SK_MEMINFO_SNDBUF];
+}
+
+/*
  * Write all of @iov. Returns @total, -EAGAIN when nothing was written and @may_wait is
  * false, or another negative errno (the transport is then unusable). Once the first
  * byte is out the rest follows, waiting if need be: a half message would corrupt the
  * stream for every later message.
  */
 static ssize_t write_whole(int fd, const struct iovec *src, size_t niov, size_t total,
-			   bool may_wait)
+			   bool may_wait, bool nonblock)
 {
 	struct iovec stack[IOV_STACK], *iov = stack, *cur;
 	struct msghdr m = { 0 };
@@ -59,6 +76,12 @@ static ssize_t write_whole(int fd, const struct iovec *src, size_t niov, size_t 
 	}
 	memcpy(iov, src, niov * sizeof(*iov));
 	cur = iov;
+	/* TCP takes a partial write when the buffer is nearly full; a non-blocking
+	 * sender must not start what it cannot finish without waiting. */
+	if (nonblock && !may_wait && !has_room(fd, total)) {
+		r = -EAGAIN;
+		goto out;
+	}
 	while (sent < total) {
 		m.msg_iov = cur;
 		m.msg_iovlen = n;
@@ -129,7 +152,7 @@ static ssize_t send_locked_table(struct kcm_mux *mux, const struct msghdr *msg, 
 		live++;
 		if (!tx_lock(mux, t, false))
 			continue;
-		r = write_whole(t->fd, msg->msg_iov, msg->msg_iovlen, total, false);
+		r = write_whole(t->fd, msg->msg_iov, msg->msg_iovlen, total, false, nonblock);
 		tx_unlock(mux, t);
 		if (r >= 0)
 			return r;
@@ -146,7 +169,7 @@ static ssize_t send_locked_table(struct kcm_mux *mux, const struct msghdr *msg, 
 
 		if (atomic_load(&t->dead) || !tx_lock(mux, t, true))
 			continue;
-		r = write_whole(t->fd, msg->msg_iov, msg->msg_iovlen, total, true);
+		r = write_whole(t->fd, msg->msg_iov, msg->msg_iovlen, total, true, false);
 		tx_unlock(mux, t);
 		if (r >= 0)
 			return r;

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Run every test: the C unit tests, then each bats suite, then the checks that the run
+# left nothing behind (namespaces, pins, programs, processes, kernel warnings).
+# Ends with "N passed, N failed"; exits 1 when anything failed.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+build=${BUILD:-$top/build}
+export BUILD=$build
+
+passed=0
+failed=0
+skipped=0
+failures=()
+
+result() { # result ok|fail|skip NAME [DETAIL]
+	case $1 in
+	ok) passed=$((passed + 1)); echo "ok      $2" ;;
+	skip) skipped=$((skipped + 1)); echo "skip    $2${3:+ ($3)}" ;;
+	*) failed=$((failed + 1)); failures+=("$2"); echo "FAIL    $2${3:+: $3}" ;;
+	esac
+}
+
+count_progs() { bpftool prog show 2>/dev/null | grep -cE ' (sk_skb|sk_msg|sock_ops) '; }
+count_maps() { bpftool map show 2>/dev/null | grep -cE ' (sockmap|sockhash) '; }
+count_warnings() { dmesg 2>/dev/null | grep -E 'WARNING:|BUG:|general protection' | grep -vc 'Speculative Return Stack'; }
+list_pins() { ls /sys/fs/bpf/kcm 2>/dev/null | sort; }
+
+root=0
+[ "$(id -u)" -eq 0 ] && root=1
+if [ $root = 1 ]; then
+	progs_before=$(count_progs)
+	maps_before=$(count_maps)
+	warn_before=$(count_warnings)
+	pins_before=$(list_pins)
+fi
+
+echo "== unit tests"
+for t in "$build"/tests/unit_*; do
+	[ -x "$t" ] || continue
+	if out=$("$t" 2>&1); then
+		result ok "unit: $(basename "$t")"
+	else
+		echo "$out" | tail -n 20
+		result fail "unit: $(basename "$t")"
+	fi
+done
+
+for suite in tests/bats/*.bats; do
+	echo "== $suite"
+	while IFS= read -r line; do
+		case $line in
+		"ok "*"# skip"*) result skip "${line#ok * }" ;;
+		"ok "*) result ok "$(basename "$suite" .bats): ${line#ok [0-9]* }" ;;
+		"not ok "*) result fail "$(basename "$suite" .bats): ${line#not ok [0-9]* }" ;;
+		"#"*) echo "        $line" ;;
+		esac
+	done < <(bats --tap "$suite" 2>&1)
+done
+
+echo "== leftovers"
+if [ $root = 1 ]; then
+	ns=$(ip netns list 2>/dev/null | awk '/^kcmt-/ {print $1}' | tr '\n' ' ')
+	[ -z "$ns" ] && result ok "no leftover network namespaces" ||
+		result fail "no leftover network namespaces" "$ns"
+	pins_after=$(list_pins)
+	[ "$pins_after" = "$pins_before" ] && result ok "no leftover bpffs pins" ||
+		result fail "no leftover bpffs pins" "$(comm -13 <(echo "$pins_before") <(echo "$pins_after") | tr '\n' ' ')"
+	# programs and maps are freed asynchronously after their last reference goes
+	for _ in $(seq 1 50); do
+		[ "$(count_progs)" -le "$progs_before" ] && [ "$(count_maps)" -le "$maps_before" ] && break
+		sleep 0.1
+	done
+	[ "$(count_progs)" -le "$progs_before" ] && result ok "no leftover sk_skb/sk_msg programs" ||
+		result fail "no leftover sk_skb/sk_msg programs" "$progs_before before, $(count_progs) after"
+	[ "$(count_maps)" -le "$maps_before" ] && result ok "no leftover sockmaps" ||
+		result fail "no leftover sockmaps" "$maps_before before, $(count_maps) after"
+	procs=$(pgrep -af "$build/(tests/|kcm-loader)" | grep -v pgrep)
+	[ -z "$procs" ] && result ok "no leftover test processes" ||
+		result fail "no leftover test processes" "$procs"
+	warn_after=$(count_warnings)
+	[ "$warn_after" -le "$warn_before" ] && result ok "no new kernel warnings in dmesg" ||
+		result fail "no new kernel warnings in dmesg" "$(dmesg | grep -E 'WARNING:|BUG:' | tail -n 3)"
+else
+	result skip "leftover checks" "needs root"
+fi
+
+echo
+[ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+[ $skipped -gt 0 ] && echo "$skipped skipped"
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]

@@ -1,0 +1,202 @@
+#!/usr/bin/env bats
+# kcm-loader: command line contract, pins, locking, attach from another process,
+# status as the kernel reports it, clean after crashes.
+
+load helpers
+
+setup() {
+	require_root
+	MUX=kcmt-ld-$$-$BATS_TEST_NUMBER
+	TMP=$(mktemp -d)
+}
+
+teardown() {
+	common_teardown
+	rm -rf "$TMP"
+}
+
+@test "help, unknown commands and bad options give exit 0, 2 and 2" {
+	run "$LOADER" --help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"status [NAME] [--json]"* ]]
+	run "$LOADER" frobnicate
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown command 'frobnicate'"* ]]
+	run "$LOADER" create "$MUX" --batch 65
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"invalid --batch '65'"* ]]
+	run "$LOADER" create "$MUX" --framing u12
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"invalid --framing 'u12'"* ]]
+	run "$LOADER" create "bad/name"
+	[ "$status" -eq 2 ]
+	run "$LOADER" status --bogus
+	[ "$status" -eq 2 ]
+	[ ! -e "/sys/fs/bpf/kcm/$MUX" ]
+}
+
+@test "create pins root-only maps and programs that status finds attached" {
+	run "$LOADER" create "$MUX" --framing u16be+2 --max 4K --batch 8 --policy bytes
+	[ "$status" -eq 0 ]
+	[ "$(stat -c %a "/sys/fs/bpf/kcm/$MUX")" = 700 ]
+	for f in transports group steer counters member_counters config transport_info member_info \
+		prog_parser prog_verdict prog_requeue; do
+		[ "$(stat -c %a "/sys/fs/bpf/kcm/$MUX/$f")" = 600 ]
+	done
+	run "$LOADER" status "$MUX" --json
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq -r '.[0].framing')" = "u16be+2@0" ]
+	[ "$(echo "$output" | jq -r '.[0].max_msg')" = 4096 ]
+	[ "$(echo "$output" | jq -r '.[0].batch')" = 8 ]
+	[ "$(echo "$output" | jq -r '.[0].policy')" = bytes ]
+	[ "$(echo "$output" | jq -r '.[0].state')" = ok ]
+	[ "$(echo "$output" | jq '[.[0].programs[] | select(.ok)] | length')" = 3 ]
+	[ "$(echo "$output" | jq -r '[.[0].programs[].prog_name] | join(",")')" = \
+		"kcm_parser,kcm_verdict,kcm_requeue" ]
+}
+
+@test "bpftool map dump prints the info maps as readable JSON" {
+	"$LOADER" create "$MUX"
+	# bpftool puts the BTF-typed view of each entry under "formatted"
+	run bpftool -j map dump pinned "/sys/fs/bpf/kcm/$MUX/config"
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq '.[0].formatted.value.len_size')" = 4 ]
+	[ "$(echo "$output" | jq '.[0].formatted.value.len_adjust')" = 4 ]
+	run bpftool -j map dump pinned "/sys/fs/bpf/kcm/$MUX/member_info"
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq '.[0].formatted.value | has("cookie") and has("enabled")')" = true ]
+	run bpftool -j map dump pinned "/sys/fs/bpf/kcm/$MUX/counters"
+	[ "$(echo "$output" | jq '.[0].formatted.values[0].value | has("rx_msgs")')" = true ]
+	run bpftool map dump pinned "/sys/fs/bpf/kcm/$MUX/steer"
+	[[ "$output" == *'"nmembers": 0'* ]]
+}
+
+@test "an existing name, a missing mux and a second destroy fail with exit 1" {
+	"$LOADER" create "$MUX"
+	run "$LOADER" create "$MUX"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"failed to create mux '$MUX'"*"File exists"* ]]
+	run "$LOADER" destroy "$MUX"
+	[ "$status" -eq 0 ]
+	run "$LOADER" destroy "$MUX"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"no such mux"* ]]
+	run "$LOADER" status "$MUX"
+	[ "$status" -eq 1 ]
+}
+
+@test "eight loaders racing on one name: exactly one creates it" {
+	for i in 1 2 3 4 5 6 7 8; do
+		(rc=0; "$LOADER" create "$MUX" >"$TMP/out.$i" 2>&1 || rc=$?; echo $rc > "$TMP/rc.$i") &
+	done
+	wait
+	[ "$(cat "$TMP"/rc.* | grep -c '^0$')" -eq 1 ]
+	[ "$(cat "$TMP"/rc.* | grep -c '^1$')" -eq 7 ]
+	run "$LOADER" status "$MUX" --json
+	[ "$(echo "$output" | jq -r '.[0].state')" = ok ]
+}
+
+@test "attach --pid --fd: an unmodified app's connection feeds a libkcm process" {
+	netns_setup
+	"$LOADER" create "$MUX"
+	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:7100" --ready-file "$TMP/holder"
+	bg_run in_server "$PROGS/mux_consumer" --open "$MUX" --workers 2 --expect 300 --reply \
+		--timeout 20 --ready-file "$TMP/consumer" > "$TMP/consumer.json"
+	consumer=$BG_PID
+	wait_for_file "$TMP/consumer"
+	bg_run in_client "$PROGS/kcm_client" --connect "$IP_S:7100" --conns 1 --count 300 \
+		--size 12:2000 --mode each --replies --json
+	client=$BG_PID
+	wait_for_file "$TMP/holder"
+	read -r pid fd < "$TMP/holder"
+	run "$LOADER" attach "$MUX" --pid "$pid" --fd "$fd" --json
+	[ "$status" -eq 0 ]
+	cookie=$(echo "$output" | jq .cookie)
+	[ "$cookie" -gt 0 ]
+	run "$LOADER" status "$MUX" --json
+	[ "$(echo "$output" | jq -r ".[0].transports[0].cookie")" = "$cookie" ]
+	[ "$(echo "$output" | jq -r ".[0].transports[0].state")" = attached ]
+	[ "$(echo "$output" | jq '.[0].members | length')" = 2 ]
+	wait "$consumer"
+	wait "$client"
+	# every request reached exactly one worker, split evenly, and every reply came back
+	[ "$(jq -c .workers "$TMP/consumer.json")" = "[150,150]" ]
+	[ "$(jq .corrupt "$TMP/consumer.json")" = 0 ]
+	run "$LOADER" status "$MUX" --json
+	[ "$(echo "$output" | jq '.[0].counters.rx_msgs')" = 300 ]
+	[ "$(echo "$output" | jq '.[0].counters.rx_drops')" = 0 ]
+	run "$LOADER" unattach "$MUX" --cookie "$cookie"
+	[ "$status" -eq 0 ]
+	run "$LOADER" unattach "$MUX" --cookie "$cookie"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"not attached"* ]]
+}
+
+@test "attach errors name the process, the fd and the cause" {
+	"$LOADER" create "$MUX"
+	sleep 30 &
+	sleeper=$!
+	BG_PIDS+=("$sleeper")
+	run "$LOADER" attach "$MUX" --pid "$sleeper" --fd 77
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"failed to take fd 77 of process $sleeper: it has no such fd"* ]]
+	run "$LOADER" attach "$MUX" --pid "$sleeper" --fd 1
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"fd 1 of pid $sleeper"* ]]
+	run "$LOADER" attach "$MUX" --pid 4000000 --fd 1
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"no such process"* ]]
+	run "$LOADER" attach "$MUX" --pid "$sleeper"
+	[ "$status" -eq 2 ]
+	run "$LOADER" attach "kcmt-none-$$" --pid "$$" --fd 0
+	[ "$status" -eq 1 ]
+}
+
+@test "status shows a mux whose program was killed as orphaned; clean removes it" {
+	bg_run "$PROGS/mux_consumer" --create "$MUX" --workers 2 --hold --ready-file "$TMP/ready"
+	wait_for_file "$TMP/ready"
+	run "$LOADER" status "$MUX" --json
+	[ "$(echo "$output" | jq -r '.[0].state')" = ok ]
+	[ "$(echo "$output" | jq '.[0].members | length')" = 2 ]
+	kill -9 "$BG_PID"
+	wait "$BG_PID" || true
+	run "$LOADER" status "$MUX" --json
+	[ "$(echo "$output" | jq -r '.[0].state')" = orphaned ]
+	[ "$(echo "$output" | jq '.[0].members | map(select(.state == "stale")) | length')" = 2 ]
+	run "$LOADER" clean --dry-run
+	[[ "$output" == *"would remove mux '$MUX'"* ]]
+	[ -d "/sys/fs/bpf/kcm/$MUX" ]
+	run "$LOADER" clean
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"removed mux '$MUX': owner pid"* ]]
+	[ ! -e "/sys/fs/bpf/kcm/$MUX" ]
+}
+
+@test "clean removes an incomplete folder left by a crashed create" {
+	"$LOADER" create "$MUX"
+	rm "/sys/fs/bpf/kcm/$MUX/steer"
+	run "$LOADER" status "$MUX" --json
+	[ "$(echo "$output" | jq -r '.[0].state')" = incomplete ]
+	run "$LOADER" clean
+	[[ "$output" == *"removed mux '$MUX': incomplete: no steer"* ]]
+	[ ! -e "/sys/fs/bpf/kcm/$MUX" ]
+}
+
+@test "create mounts bpffs when it is missing" {
+	# a private mount namespace: unmounting bpffs there leaves the host alone
+	run unshare -m --propagation private sh -c "umount /sys/fs/bpf &&
+		! grep -q ' /sys/fs/bpf bpf' /proc/mounts &&
+		'$LOADER' create '$MUX' && grep -q ' /sys/fs/bpf bpf' /proc/mounts &&
+		'$LOADER' status '$MUX' --json && '$LOADER' destroy '$MUX'"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *'"state":"ok"'* ]]
+	[ ! -e "/sys/fs/bpf/kcm/$MUX" ]
+}
+
+@test "without privileges create fails with exit 1 and says what is missing" {
+	run setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$LOADER" create "$MUX"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"failed to create mux '$MUX'"* ]]
+	[[ "$output" == *"root"* || "$output" == *"CAP_"* ]]
+	[ ! -e "/sys/fs/bpf/kcm/$MUX" ]
+}

@@ -1,0 +1,1369 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * api_check: libkcm's documented semantics (user/include/kcm.h) on real sockets.
+ * Loopback TCP pairs, one fresh mux per subtest; needs root for BPF.
+ *
+ *   api_check [-l] [NAME...]     run all subtests, or those whose name contains NAME
+ *
+ * Prints "PASS name" or "FAIL name" (after lines saying what was expected and what came)
+ * and a summary; exits 1 when any subtest failed.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "kcm.h"
+#include "progs.h"
+
+#define TIMEOUT_MS 3000	/* for something that should come */
+#define QUIET_MS 200		/* for something that should not */
+#define BUF_MAX (256 * 1024)
+
+static int n_pass, n_fail;
+static bool cur_failed;
+static const char *cur_name = "setup";
+static uint8_t rbuf[BUF_MAX], wbuf[BUF_MAX];
+
+static const char *ename(int e)
+{
+	const char *n = e ? strerrorname_np(e) : "0";
+
+	return n ? n : "?";
+}
+
+#define FAILF(fmt, ...)                                                         \
+	do {                                                                    \
+		printf("  %s: " fmt "\n", cur_name, ##__VA_ARGS__);             \
+		cur_failed = true;                                              \
+	} while (0)
+
+#define CHECK_EQ(got, exp, fmt, ...)                                                    \
+	do {                                                                            \
+		long long __g = (long long)(got), __e = (long long)(exp);               \
+		if (__g != __e)                                                         \
+			FAILF(fmt ": expected %lld, got %lld", ##__VA_ARGS__, __e, __g); \
+	} while (0)
+
+/* @expr must fail with -1 and errno @err. */
+#define CHECK_ERR(expr, err, fmt, ...)                                                  \
+	do {                                                                            \
+		long long __r;                                                          \
+		int __e;                                                                \
+		errno = 0;                                                              \
+		__r = (long long)(expr);                                                \
+		__e = errno;                                                            \
+		if (__r != -1 || __e != (err))                                          \
+			FAILF(fmt ": expected -1/%s, got %lld/%s", ##__VA_ARGS__,       \
+			      ename(err), __r, __r == -1 ? ename(__e) : "-");           \
+	} while (0)
+
+/* @expr must return 0. */
+#define CHECK_OK(expr, fmt, ...)                                                        \
+	do {                                                                            \
+		long long __r;                                                          \
+		errno = 0;                                                              \
+		__r = (long long)(expr);                                                \
+		if (__r != 0)                                                           \
+			FAILF(fmt ": expected 0, got %lld/%s", ##__VA_ARGS__, __r,      \
+			      ename(errno));                                            \
+	} while (0)
+
+/* ---- helpers ---- */
+
+static void on_alarm(int sig)
+{
+	char msg[160];
+	int n = snprintf(msg, sizeof(msg), "  %s: timed out (a call hung)\nFAIL %s\n", cur_name,
+			 cur_name);
+
+	(void)sig;
+	if (write(STDOUT_FILENO, msg, n) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+static struct kcm_mux *mux_new(const struct kcm_framing *f, uint32_t max, const char *pin)
+{
+	struct kcm_mux_opts o = {
+		.sz = sizeof(o),
+		.framing = f ? *f : KCM_FRAMING_THRIFT,
+		.max_msg_size = max,
+		.pin_name = pin,
+	};
+	struct kcm_mux *m = kcm_mux_create(&o);
+
+	if (!m)
+		FAILF("kcm_mux_create: %s", strerror(errno));
+	return m;
+}
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t r = write(fd, p, len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		p += r;
+		len -= r;
+	}
+	return 0;
+}
+
+/* Write @n test messages (conn @conn, seq @seq0...) with @body bytes each. */
+static void peer_send(int fd, uint32_t conn, uint32_t seq0, unsigned int n, uint32_t body)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		size_t len = msg_build(wbuf, conn, seq0 + i, body);
+
+		if (write_all(fd, wbuf, len))
+			FAILF("peer write: %s", strerror(errno));
+	}
+}
+
+/* One message from a KCM socket within @ms: its length, -ETIMEDOUT, or -errno. */
+static ssize_t krecv_to(int k, void *buf, size_t cap, int ms)
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000;
+
+	for (;;) {
+		struct pollfd p = { .fd = k, .events = POLLIN };
+		int64_t left = ((int64_t)end - (int64_t)now_ns()) / 1000000;
+		ssize_t r;
+
+		if (left < 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)left);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		r = kcm_recv(k, buf, cap, MSG_DONTWAIT);
+		if (r >= 0)
+			return r;
+		if (errno != EAGAIN)
+			return -errno;
+	}
+}
+
+/* The next message on @k must be intact with these ids. */
+static bool expect_msg(int k, uint32_t conn, uint32_t seq, uint32_t body, const char *what)
+{
+	uint32_t gc = 0, gs = 0;
+	ssize_t r = krecv_to(k, rbuf, sizeof(rbuf), TIMEOUT_MS);
+
+	if (r < 0) {
+		FAILF("%s: expected message %u/%u, got %s", what, conn, seq, ename(-r));
+		return false;
+	}
+	if (msg_check(rbuf, r, &gc, &gs)) {
+		FAILF("%s: expected intact message %u/%u, got a corrupt one of %zd bytes", what,
+		      conn, seq, r);
+		return false;
+	}
+	if (gc != conn || gs != seq || (size_t)r != 4 + (size_t)body) {
+		FAILF("%s: expected message %u/%u of %u bytes, got %u/%u of %zd", what, conn, seq,
+		      4 + body, gc, gs, r);
+		return false;
+	}
+	return true;
+}
+
+/* Nothing readable on @k for QUIET_MS. */
+static bool expect_quiet(int k, const char *what)
+{
+	struct pollfd p = { .fd = k, .events = POLLIN };
+	int r = poll(&p, 1, QUIET_MS);
+
+	if (r != 0) {
+		FAILF("%s: expected nothing readable, got poll %d revents 0x%x", what, r, p.revents);
+		return false;
+	}
+	return true;
+}
+
+/* Receive every message that comes within @ms of the previous one; record their seqs. */
+static unsigned int drain(int k, uint32_t conn, uint8_t *seen, unsigned int nseen, int ms)
+{
+	unsigned int n = 0;
+
+	for (;;) {
+		uint32_t gc = 0, gs = 0;
+		ssize_t r = krecv_to(k, rbuf, sizeof(rbuf), ms);
+
+		if (r == -ETIMEDOUT)
+			return n;
+		if (r < 0) {
+			FAILF("drain: %s", ename(-r));
+			return n;
+		}
+		if (msg_check(rbuf, r, &gc, &gs) || gc != conn || gs >= nseen) {
+			FAILF("drain: got a corrupt or foreign message (%zd bytes)", r);
+			continue;
+		}
+		seen[gs]++;
+		n++;
+	}
+}
+
+/* Messages queued on a KCM socket, counted by peeking (nothing is consumed). */
+static int queued_msgs(int k)
+{
+	static uint8_t peek[4 << 20];
+	struct kcm_framing f = KCM_FRAMING_THRIFT;
+	ssize_t n = recv(k, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+	ssize_t off = 0;
+	int count = 0;
+
+	while (n > 0 && off < n) {
+		int64_t len = kcm_frame_length(&f, peek + off, n - off, sizeof(peek));
+
+		if (len <= 0 || off + len > n)
+			break;
+		off += len;
+		count++;
+	}
+	return count;
+}
+
+static bool wait_queued(int k, int want, const char *what)
+{
+	uint64_t end = now_ns() + TIMEOUT_MS * 1000000ull;
+	int got;
+
+	while ((got = queued_msgs(k)) < want && now_ns() < end) {
+		struct pollfd p = { .fd = k, .events = POLLIN };
+
+		poll(&p, 1, 5);
+	}
+	if (got != want) {
+		FAILF("%s: expected %d messages queued, got %d", what, want, got);
+		return false;
+	}
+	return true;
+}
+
+/* Read @n messages from a TCP peer and check them. */
+static bool peer_expect(int fd, uint32_t conn, uint32_t seq0, unsigned int n, const char *what)
+{
+	static uint8_t acc[1 << 20];
+	size_t have = 0;
+	unsigned int got = 0;
+	uint64_t end = now_ns() + TIMEOUT_MS * 1000000ull;
+
+	while (got < n) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		uint32_t body, gc = 0, gs = 0;
+		ssize_t r;
+
+		if (have >= 4) {
+			memcpy(&body, acc, 4);
+			body = ntohl(body);
+			if (body > sizeof(acc) - 4) {
+				FAILF("%s: impossible header %u after %u messages", what, body, got);
+				return false;
+			}
+			if (have >= 4 + (size_t)body) {
+				if (msg_check(acc, 4 + body, &gc, &gs) || gc != conn ||
+				    gs != seq0 + got) {
+					FAILF("%s: expected intact message %u/%u, got %u/%u (%u bytes)",
+					      what, conn, seq0 + got, gc, gs, 4 + body);
+					return false;
+				}
+				memmove(acc, acc + 4 + body, have - 4 - body);
+				have -= 4 + body;
+				got++;
+				continue;
+			}
+		}
+		if (poll(&p, 1, 50) <= 0) {
+			if (now_ns() > end) {
+				FAILF("%s: expected %u messages, got %u (+%zu bytes)", what, n, got,
+				      have);
+				return false;
+			}
+			continue;
+		}
+		r = read(fd, acc + have, sizeof(acc) - have);
+		if (r <= 0) {
+			FAILF("%s: read: %s", what, r ? strerror(errno) : "EOF");
+			return false;
+		}
+		have += r;
+	}
+	if (have) {
+		FAILF("%s: %zu bytes after the last message", what, have);
+		return false;
+	}
+	return true;
+}
+
+/* A mux, @nk KCM sockets and @nt attached loopback pairs (c = peer end, s = transport). */
+struct env {
+	struct kcm_mux *mux;
+	int k[4];
+	int c[4], s[4];
+	int nk, nt;
+};
+
+static bool env_up(struct env *e, int nk, int nt)
+{
+	memset(e, 0, sizeof(*e));
+	for (int i = 0; i < 4; i++)
+		e->k[i] = e->c[i] = e->s[i] = -1;
+	e->mux = mux_new(NULL, 0, NULL);
+	if (!e->mux)
+		return false;
+	for (; e->nk < nk; e->nk++) {
+		e->k[e->nk] = e->nk ? kcm_clone(e->k[0]) : kcm_socket(e->mux);
+		if (e->k[e->nk] < 0) {
+			FAILF("kcm_socket/kcm_clone: %s", strerror(errno));
+			return false;
+		}
+	}
+	for (; e->nt < nt; e->nt++) {
+		tcp_pair(&e->c[e->nt], &e->s[e->nt]);
+		if (kcm_attach(e->mux, e->s[e->nt])) {
+			FAILF("kcm_attach: %s", strerror(errno));
+			e->nt++;
+			return false;
+		}
+	}
+	return true;
+}
+
+static void env_down(struct env *e)
+{
+	kcm_mux_destroy(e->mux); /* closes the KCM sockets */
+	for (int i = 0; i < 4; i++) {
+		if (e->c[i] >= 0)
+			close(e->c[i]);
+		if (e->s[i] >= 0)
+			close(e->s[i]);
+	}
+	e->mux = NULL;
+}
+
+/* ---- subtests ---- */
+
+static void t_attach_udp(void)
+{
+	struct kcm_mux *m = mux_new(NULL, 0, NULL);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				 .sin_port = htons(9) };
+	int u = socket(AF_INET, SOCK_DGRAM, 0);
+
+	if (!m)
+		return;
+	CHECK_ERR(kcm_attach(m, u), EOPNOTSUPP, "attach unconnected UDP");
+	connect(u, (struct sockaddr *)&a, sizeof(a));
+	CHECK_ERR(kcm_attach(m, u), EOPNOTSUPP, "attach connected UDP");
+	close(u);
+	kcm_mux_destroy(m);
+}
+
+static void t_attach_unix(void)
+{
+	struct kcm_mux *m = mux_new(NULL, 0, NULL);
+	int sv[2];
+
+	if (!m)
+		return;
+	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+	CHECK_ERR(kcm_attach(m, sv[0]), EOPNOTSUPP, "attach AF_UNIX stream");
+	close(sv[0]);
+	close(sv[1]);
+	socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+	CHECK_ERR(kcm_attach(m, sv[0]), EOPNOTSUPP, "attach AF_UNIX dgram");
+	close(sv[0]);
+	close(sv[1]);
+	kcm_mux_destroy(m);
+}
+
+static void t_attach_listening(void)
+{
+	struct kcm_mux *m = mux_new(NULL, 0, NULL);
+	int l = tcp_listen("127.0.0.1:0", 4);
+
+	if (!m)
+		return;
+	CHECK_ERR(kcm_attach(m, l), EOPNOTSUPP, "attach listening TCP");
+	close(l);
+	kcm_mux_destroy(m);
+}
+
+static void t_attach_unconnected(void)
+{
+	struct kcm_mux *m = mux_new(NULL, 0, NULL);
+	int t = socket(AF_INET, SOCK_STREAM, 0), t6 = socket(AF_INET6, SOCK_STREAM, 0);
+
+	if (!m)
+		return;
+	CHECK_ERR(kcm_attach(m, t), EOPNOTSUPP, "attach unconnected TCP");
+	if (t6 >= 0)
+		CHECK_ERR(kcm_attach(m, t6), EOPNOTSUPP, "attach unconnected TCPv6");
+	close(t);
+	if (t6 >= 0)
+		close(t6);
+	kcm_mux_destroy(m);
+}
+
+static void t_attach_twice(void)
+{
+	struct env e;
+	int d;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	CHECK_ERR(kcm_attach(e.mux, e.s[0]), EALREADY, "attach the same fd again");
+	d = dup(e.s[0]);
+	CHECK_ERR(kcm_attach(e.mux, d), EALREADY, "attach a dup of it");
+	close(d);
+	/* the failed attaches left the transport working */
+	peer_send(e.c[0], 1, 0, 1, 100);
+	expect_msg(e.k[0], 1, 0, 100, "message after the failed attach");
+out:
+	env_down(&e);
+}
+
+static void t_attach_second_mux(void)
+{
+	struct kcm_mux *m2 = NULL;
+	struct env e;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	m2 = mux_new(NULL, 0, NULL);
+	if (!m2)
+		goto out;
+	if (kcm_socket(m2) < 0)
+		FAILF("kcm_socket on the second mux: %s", strerror(errno));
+	CHECK_ERR(kcm_attach(m2, e.s[0]), EALREADY, "attach to a second mux");
+	peer_send(e.c[0], 2, 0, 1, 100);
+	expect_msg(e.k[0], 2, 0, 100, "first mux still receives");
+out:
+	kcm_mux_destroy(m2);
+	env_down(&e);
+}
+
+static void t_unattach_never(void)
+{
+	struct env e;
+	int c, s;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	tcp_pair(&c, &s);
+	CHECK_ERR(kcm_unattach(e.mux, s), ENOENT, "unattach a never-attached socket");
+	CHECK_ERR(kcm_unattach(e.mux, c), ENOENT, "unattach the peer of an attached socket");
+	close(c);
+	close(s);
+out:
+	env_down(&e);
+}
+
+static void t_unattach_twice(void)
+{
+	struct env e;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	CHECK_OK(kcm_unattach(e.mux, e.s[0]), "first unattach");
+	CHECK_ERR(kcm_unattach(e.mux, e.s[0]), ENOENT, "second unattach");
+out:
+	env_down(&e);
+}
+
+static void t_reattach(void)
+{
+	struct env e;
+	ssize_t r;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	peer_send(e.c[0], 3, 0, 1, 64);
+	expect_msg(e.k[0], 3, 0, 64, "before unattach");
+	CHECK_OK(kcm_unattach(e.mux, e.s[0]), "unattach");
+	/* unattached: bytes stay on the TCP socket, the KCM socket sees nothing */
+	peer_send(e.c[0], 3, 1, 1, 64);
+	expect_quiet(e.k[0], "KCM socket after unattach");
+	r = recv(e.s[0], rbuf, sizeof(rbuf), MSG_DONTWAIT);
+	CHECK_EQ(r, 68, "plain read of the unattached socket");
+	CHECK_ERR(kcm_send(e.k[0], wbuf, msg_build(wbuf, 3, 9, 20), 0), ENOTCONN,
+		  "send with the only transport unattached");
+	CHECK_OK(kcm_attach(e.mux, e.s[0]), "attach again");
+	peer_send(e.c[0], 3, 2, 3, 64);
+	for (uint32_t i = 2; i < 5; i++)
+		if (!expect_msg(e.k[0], 3, i, 64, "after reattach"))
+			break;
+	r = kcm_send(e.k[0], wbuf, msg_build(wbuf, 3, 10, 200), 0);
+	CHECK_EQ(r, 204, "kcm_send after reattach");
+	peer_expect(e.c[0], 3, 10, 1, "transmit after reattach");
+out:
+	env_down(&e);
+}
+
+static void t_queued_before_attach(void)
+{
+	struct kcm_mux *m = mux_new(NULL, 0, NULL);
+	uint64_t end = now_ns() + TIMEOUT_MS * 1000000ull;
+	int c, s, k = -1, inq = 0;
+
+	if (!m)
+		return;
+	tcp_pair(&c, &s);
+	peer_send(c, 4, 0, 1, 100);
+	peer_send(c, 4, 1, 1, 3000);
+	peer_send(c, 4, 2, 1, 12);
+	/* all 3 must sit on the socket before it is attached */
+	while (now_ns() < end) {
+		struct pollfd p = { .fd = s, .events = POLLIN };
+
+		if (ioctl(s, SIOCINQ, &inq) || inq >= 104 + 3004 + 16)
+			break;
+		poll(&p, 1, 5);
+	}
+	CHECK_EQ(inq, 104 + 3004 + 16, "bytes queued on the TCP socket (SIOCINQ)");
+	k = kcm_socket(m);
+	CHECK_OK(kcm_attach(m, s), "attach");
+	if (!expect_msg(k, 4, 0, 100, "queued message 0") ||
+	    !expect_msg(k, 4, 1, 3000, "queued message 1") ||
+	    !expect_msg(k, 4, 2, 12, "queued message 2"))
+		goto out;
+	/* and what comes after them too */
+	peer_send(c, 4, 3, 1, 50);
+	expect_msg(k, 4, 3, 50, "message after the attach");
+out:
+	kcm_mux_destroy(m);
+	close(c);
+	close(s);
+}
+
+static void t_clone(void)
+{
+	uint8_t seen[8] = { 0 };
+	unsigned int na, nb;
+	struct env e;
+	int b;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	b = kcm_clone(e.k[0]);
+	if (b < 0) {
+		FAILF("kcm_clone: expected a fd, got -1/%s", ename(errno));
+		goto out;
+	}
+	e.k[1] = b;
+	if (b == e.k[0])
+		FAILF("kcm_clone: expected a new fd, got the same %d", b);
+	if (kcm_mux_of(b) != e.mux || kcm_mux_of(e.k[0]) != e.mux)
+		FAILF("kcm_mux_of: expected %p for both, got %p and %p", (void *)e.mux,
+		      (void *)kcm_mux_of(e.k[0]), (void *)kcm_mux_of(b));
+	peer_send(e.c[0], 5, 0, 8, 100);
+	/* wait for all 8 to be queued, then count who got what */
+	{
+		uint64_t end = now_ns() + TIMEOUT_MS * 1000000ull;
+
+		while (queued_msgs(e.k[0]) + queued_msgs(b) < 8 && now_ns() < end)
+			usleep(1000);
+	}
+	na = drain(e.k[0], 5, seen, 8, QUIET_MS);
+	nb = drain(b, 5, seen, 8, QUIET_MS);
+	CHECK_EQ(na, 4, "messages on the first socket (round-robin of 8)");
+	CHECK_EQ(nb, 4, "messages on the clone (round-robin of 8)");
+	for (int i = 0; i < 8; i++)
+		CHECK_EQ(seen[i], 1, "copies of message %d", i);
+out:
+	env_down(&e);
+}
+
+static void t_clone_ebadf(void)
+{
+	int c, s, sv[2];
+
+	tcp_pair(&c, &s);
+	socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+	CHECK_ERR(kcm_clone(s), EBADF, "kcm_clone of a TCP socket");
+	CHECK_ERR(kcm_clone(sv[0]), EBADF, "kcm_clone of an AF_UNIX socket");
+	CHECK_ERR(kcm_clone(-1), EBADF, "kcm_clone(-1)");
+	CHECK_ERR(kcm_clone(1 << 22), EBADF, "kcm_clone(4M)");
+	errno = 0;
+	if (kcm_mux_of(s) != NULL || errno != EBADF)
+		FAILF("kcm_mux_of a TCP socket: expected NULL/EBADF, got %p/%s",
+		      (void *)kcm_mux_of(s), ename(errno));
+	close(c);
+	close(s);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void t_kcm_close(void)
+{
+	struct env e;
+	int b;
+
+	if (!env_up(&e, 2, 1))
+		goto out;
+	b = e.k[1];
+	CHECK_OK(kcm_close(b), "kcm_close");
+	e.k[1] = -1;
+	errno = 0;
+	if (kcm_mux_of(b) != NULL)
+		FAILF("kcm_mux_of after kcm_close: expected NULL/EBADF, got %p",
+		      (void *)kcm_mux_of(b));
+	CHECK_ERR(kcm_close(b), EBADF, "kcm_close twice");
+	peer_send(e.c[0], 6, 0, 6, 80);
+	for (uint32_t i = 0; i < 6; i++)
+		if (!expect_msg(e.k[0], 6, i, 80, "on the remaining socket"))
+			break;
+out:
+	env_down(&e);
+}
+
+static void t_plain_close(void)
+{
+	struct env e;
+
+	if (!env_up(&e, 3, 1))
+		goto out;
+	close(e.k[1]); /* a hole in the middle of the steering list */
+	peer_send(e.c[0], 7, 0, 8, 80);
+	{
+		uint8_t seen[8] = { 0 };
+		uint64_t end = now_ns() + TIMEOUT_MS * 1000000ull;
+		unsigned int n;
+
+		while (queued_msgs(e.k[0]) + queued_msgs(e.k[2]) < 8 && now_ns() < end)
+			usleep(1000);
+		n = drain(e.k[0], 7, seen, 8, QUIET_MS);
+		n += drain(e.k[2], 7, seen, 8, QUIET_MS);
+		CHECK_EQ(n, 8, "messages on the two open sockets");
+		for (int i = 0; i < 8; i++)
+			CHECK_EQ(seen[i], 1, "copies of message %d", i);
+	}
+out:
+	env_down(&e);
+}
+
+/*
+ * After a plain close() the fd number is free; a socket that reuses it is not a KCM
+ * socket (kcm_mux_of: EBADF) and closing the mux must not close it.
+ */
+static void t_plain_close_fd_reuse(void)
+{
+	struct env e;
+	int t, old;
+
+	if (!env_up(&e, 2, 1))
+		goto out;
+	old = e.k[1];
+	close(old);
+	t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (t != old) {
+		dup2(t, old);
+		close(t);
+		t = old;
+	}
+	errno = 0;
+	if (kcm_mux_of(t) != NULL || errno != EBADF)
+		FAILF("kcm_mux_of a TCP socket on a reused fd: expected NULL/EBADF, got %p/%s",
+		      (void *)kcm_mux_of(t), ename(errno));
+	kcm_mux_destroy(e.mux);
+	e.mux = NULL;
+	CHECK_EQ(fcntl(t, F_GETFD) >= 0, 1, "reused fd still open after kcm_mux_destroy");
+	close(t);
+out:
+	env_down(&e);
+}
+
+static void t_poll(void)
+{
+	struct pollfd p;
+	struct env e;
+	int r;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	p = (struct pollfd){ .fd = e.k[0], .events = POLLIN };
+	r = poll(&p, 1, QUIET_MS);
+	CHECK_EQ(r, 0, "poll before any message");
+	peer_send(e.c[0], 8, 0, 1, 100);
+	p.revents = 0;
+	r = poll(&p, 1, TIMEOUT_MS);
+	CHECK_EQ(r, 1, "poll after a message");
+	CHECK_EQ(!!(p.revents & POLLIN), 1, "POLLIN after a message");
+	expect_msg(e.k[0], 8, 0, 100, "the message");
+	p.revents = 0;
+	r = poll(&p, 1, QUIET_MS);
+	CHECK_EQ(r, 0, "poll after reading it");
+out:
+	env_down(&e);
+}
+
+static void t_epoll(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN }, got[4];
+	struct env e;
+	int ep = -1, r;
+
+	if (!env_up(&e, 2, 1))
+		goto out;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	ev.data.fd = e.k[0];
+	epoll_ctl(ep, EPOLL_CTL_ADD, e.k[0], &ev);
+	ev.data.fd = e.k[1];
+	epoll_ctl(ep, EPOLL_CTL_ADD, e.k[1], &ev);
+	r = epoll_wait(ep, got, 4, QUIET_MS);
+	CHECK_EQ(r, 0, "epoll_wait before any message");
+	peer_send(e.c[0], 9, 0, 1, 100);
+	r = epoll_wait(ep, got, 4, TIMEOUT_MS);
+	CHECK_EQ(r, 1, "epoll_wait after one message: ready sockets");
+	if (r == 1) {
+		CHECK_EQ(!!(got[0].events & EPOLLIN), 1, "EPOLLIN");
+		expect_msg(got[0].data.fd, 9, 0, 100, "the message");
+	}
+	r = epoll_wait(ep, got, 4, QUIET_MS);
+	CHECK_EQ(r, 0, "epoll_wait after reading it");
+out:
+	if (ep >= 0)
+		close(ep);
+	env_down(&e);
+}
+
+static void t_recv_eagain(void)
+{
+	struct env e;
+	int fl;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	CHECK_ERR(kcm_recv(e.k[0], rbuf, sizeof(rbuf), MSG_DONTWAIT), EAGAIN,
+		  "kcm_recv MSG_DONTWAIT on an empty socket");
+	fl = fcntl(e.k[0], F_GETFL);
+	fcntl(e.k[0], F_SETFL, fl | O_NONBLOCK);
+	CHECK_ERR(kcm_recv(e.k[0], rbuf, sizeof(rbuf), 0), EAGAIN,
+		  "kcm_recv on an empty O_NONBLOCK socket");
+	fcntl(e.k[0], F_SETFL, fl);
+out:
+	env_down(&e);
+}
+
+static void t_truncation(void)
+{
+	uint8_t small[10], want[10];
+	struct iovec iov = { small, sizeof(small) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct env e;
+	ssize_t r;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	peer_send(e.c[0], 10, 0, 1, 100);
+	peer_send(e.c[0], 10, 1, 1, 5000);
+	peer_send(e.c[0], 10, 2, 1, 50);
+	peer_send(e.c[0], 10, 3, 1, 65532); /* a max-size one */
+	if (!wait_queued(e.k[0], 4, "before reading"))
+		goto out;
+	mh.msg_flags = 0;
+	r = kcm_recvmsg(e.k[0], &mh, 0);
+	CHECK_EQ(r, sizeof(small), "short buffer: copied length");
+	CHECK_EQ(!!(mh.msg_flags & MSG_TRUNC), 1, "short buffer: MSG_TRUNC in msg_flags");
+	msg_build(wbuf, 10, 0, 100);
+	memcpy(want, wbuf, sizeof(want));
+	CHECK_EQ(memcmp(small, want, sizeof(want)), 0, "short buffer holds the first bytes");
+	mh.msg_flags = 0;
+	r = kcm_recvmsg(e.k[0], &mh, MSG_TRUNC);
+	CHECK_EQ(r, 5004, "MSG_TRUNC flag: real length");
+	CHECK_EQ(!!(mh.msg_flags & MSG_TRUNC), 1, "MSG_TRUNC flag: MSG_TRUNC in msg_flags");
+	/* the rest of each truncated message is gone: the next call gets the next message */
+	expect_msg(e.k[0], 10, 2, 50, "message after two truncated ones");
+	/* a buffer of exactly the message length is not truncated */
+	iov = (struct iovec){ rbuf, 65536 };
+	mh.msg_flags = 0;
+	r = kcm_recvmsg(e.k[0], &mh, MSG_TRUNC);
+	CHECK_EQ(r, 65536, "exact buffer: length");
+	CHECK_EQ(mh.msg_flags & MSG_TRUNC, 0, "exact buffer: msg_flags");
+	CHECK_ERR(kcm_recv(e.k[0], rbuf, sizeof(rbuf), MSG_DONTWAIT), EAGAIN, "queue empty after");
+out:
+	env_down(&e);
+}
+
+static void t_recvmmsg(void)
+{
+	static uint8_t bufs[8][512];
+	struct mmsghdr vec[8];
+	struct iovec iov[8];
+	struct env e;
+	int n;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	for (int i = 0; i < 8; i++) {
+		iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
+		vec[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+	}
+	for (uint32_t i = 0; i < 5; i++)
+		peer_send(e.c[0], 11, i, 1, 100 + i * 50);
+	if (!wait_queued(e.k[0], 5, "before kcm_recvmmsg"))
+		goto out;
+	n = kcm_recvmmsg(e.k[0], vec, 8, MSG_DONTWAIT);
+	CHECK_EQ(n, 5, "kcm_recvmmsg of 5 queued into 8 slots");
+	for (int i = 0; i < n && i < 8; i++) {
+		uint32_t c = 0, s = 0;
+
+		CHECK_EQ(vec[i].msg_len, 104 + i * 50, "msg_len[%d]", i);
+		if (msg_check(bufs[i], vec[i].msg_len, &c, &s) || c != 11 || s != (uint32_t)i)
+			FAILF("message %d: expected intact 11/%d, got %u/%u", i, i, c, s);
+	}
+	CHECK_ERR(kcm_recvmmsg(e.k[0], vec, 8, MSG_DONTWAIT), EAGAIN, "kcm_recvmmsg on empty");
+out:
+	env_down(&e);
+}
+
+static void t_sendmmsg(void)
+{
+	static uint8_t bufs[6][4096];
+	struct mmsghdr vec[6];
+	struct iovec iov[6];
+	struct env e;
+	int n;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	for (int i = 0; i < 6; i++) {
+		iov[i] = (struct iovec){ bufs[i], msg_build(bufs[i], 12, i, 20 + i * 700) };
+		vec[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+	}
+	n = kcm_sendmmsg(e.k[0], vec, 6, 0);
+	CHECK_EQ(n, 6, "kcm_sendmmsg of 6");
+	for (int i = 0; i < n; i++)
+		CHECK_EQ(vec[i].msg_len, iov[i].iov_len, "msg_len[%d]", i);
+	peer_expect(e.c[0], 12, 0, 6, "peer stream");
+out:
+	env_down(&e);
+}
+
+/* Put @n messages on socket @a only (others disabled meanwhile). */
+static bool queue_on(struct env *e, int a, int b, uint32_t conn, uint32_t seq0, int n)
+{
+	struct kcm_requeue_report rep;
+
+	CHECK_OK(kcm_recv_disable(e->k[b], true, &rep), "disable the other socket");
+	peer_send(e->c[0], conn, seq0, n, 300);
+	return wait_queued(e->k[a], n, "queue on one socket");
+}
+
+static void t_recv_disable_moves(void)
+{
+	struct kcm_requeue_report rep;
+	struct env e;
+
+	if (!env_up(&e, 2, 1))
+		goto out;
+	if (!queue_on(&e, 0, 1, 13, 0, 5))
+		goto out;
+	CHECK_OK(kcm_recv_disable(e.k[1], false, NULL), "enable B");
+	memset(&rep, 0x5a, sizeof(rep));
+	CHECK_OK(kcm_recv_disable(e.k[0], true, &rep), "disable A");
+	CHECK_EQ(rep.moved, 5, "rep.moved");
+	CHECK_EQ(rep.kept, 0, "rep.kept");
+	CHECK_EQ(rep.kept_bytes, 0, "rep.kept_bytes");
+	CHECK_EQ(rep.kept_reason, 0, "rep.kept_reason");
+	for (uint32_t i = 0; i < 5; i++)
+		if (!expect_msg(e.k[1], 13, i, 300, "moved to B"))
+			break;
+	CHECK_EQ(queued_msgs(e.k[0]), 0, "left on A");
+	peer_send(e.c[0], 13, 5, 4, 300);
+	for (uint32_t i = 5; i < 9; i++)
+		if (!expect_msg(e.k[1], 13, i, 300, "new messages go to B"))
+			break;
+	expect_quiet(e.k[0], "A gets nothing while disabled");
+out:
+	env_down(&e);
+}
+
+static void t_recv_disable_keeps(void)
+{
+	struct kcm_requeue_report rep;
+	struct env e;
+
+	if (!env_up(&e, 2, 1))
+		goto out;
+	if (!queue_on(&e, 0, 1, 14, 0, 4))
+		goto out;
+	memset(&rep, 0x5a, sizeof(rep));
+	CHECK_OK(kcm_recv_disable(e.k[0], true, &rep), "disable A with B disabled");
+	CHECK_EQ(rep.moved, 0, "rep.moved");
+	CHECK_EQ(rep.kept, 4, "rep.kept");
+	CHECK_EQ(rep.kept_bytes, 4 * 304, "rep.kept_bytes");
+	CHECK_EQ(rep.kept_reason, ENOENT, "rep.kept_reason");
+	for (uint32_t i = 0; i < 4; i++)
+		if (!expect_msg(e.k[0], 14, i, 300, "kept on A"))
+			break;
+out:
+	env_down(&e);
+}
+
+static void t_recv_enable(void)
+{
+	struct env e;
+
+	if (!env_up(&e, 2, 1))
+		goto out;
+	CHECK_OK(kcm_recv_disable(e.k[0], true, NULL), "disable A");
+	peer_send(e.c[0], 15, 0, 3, 40);
+	for (uint32_t i = 0; i < 3; i++)
+		if (!expect_msg(e.k[1], 15, i, 40, "B while A is disabled"))
+			break;
+	expect_quiet(e.k[0], "A while disabled");
+	CHECK_OK(kcm_recv_disable(e.k[0], false, NULL), "enable A");
+	CHECK_OK(kcm_recv_disable(e.k[1], true, NULL), "disable B");
+	peer_send(e.c[0], 15, 3, 3, 40);
+	for (uint32_t i = 3; i < 6; i++)
+		if (!expect_msg(e.k[0], 15, i, 40, "A after enable"))
+			break;
+	expect_quiet(e.k[1], "B while disabled");
+out:
+	env_down(&e);
+}
+
+/* Receive disable must not wait for a reader blocked on the same socket (AF_KCM does not). */
+struct blocked {
+	int k;
+	atomic_bool done;
+	ssize_t r;
+	int err;
+};
+
+static void *blocked_recv(void *arg)
+{
+	struct blocked *b = arg;
+	static uint8_t buf[1024];
+
+	b->r = kcm_recv(b->k, buf, sizeof(buf), 0);
+	b->err = errno;
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+static void *disable_a(void *arg)
+{
+	struct blocked *b = arg;
+
+	b->r = kcm_recv_disable(b->k, true, NULL);
+	b->err = errno;
+	atomic_store(&b->done, true);
+	return NULL;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig; /* only interrupts poll() */
+}
+
+static void t_recv_disable_blocked_reader(void)
+{
+	struct sigaction sa = { .sa_handler = on_usr1 }; /* no SA_RESTART */
+	struct blocked rd = { 0 }, ds = { 0 };
+	pthread_t rth, dth;
+	uint64_t end;
+	struct env e;
+
+	if (!env_up(&e, 2, 1))
+		goto out;
+	sigaction(SIGUSR1, &sa, NULL);
+	rd.k = ds.k = e.k[0];
+	pthread_create(&rth, NULL, blocked_recv, &rd);
+	usleep(100000); /* let it block in kcm_recv */
+	pthread_create(&dth, NULL, disable_a, &ds);
+	end = now_ns() + 2000000000ull;
+	while (!atomic_load(&ds.done) && now_ns() < end)
+		usleep(1000);
+	if (!atomic_load(&ds.done))
+		FAILF("kcm_recv_disable(A) with a reader blocked in kcm_recv(A): expected it to "
+		      "return, got still blocked after 2 s");
+	else
+		CHECK_EQ(ds.r, 0, "kcm_recv_disable(A) with a reader blocked on A");
+	if (atomic_load(&ds.done)) {
+		/* A is disabled: a new message goes to B, the reader keeps waiting */
+		peer_send(e.c[0], 19, 0, 1, 60);
+		expect_msg(e.k[1], 19, 0, 60, "B while A is disabled and A's reader waits");
+	}
+	/* unblock the reader (EINTR), which also lets a stuck kcm_recv_disable() finish */
+	while (!atomic_load(&rd.done)) {
+		pthread_kill(rth, SIGUSR1);
+		usleep(10000);
+	}
+	pthread_join(rth, NULL);
+	pthread_join(dth, NULL);
+	CHECK_EQ(rd.r, -1, "the interrupted kcm_recv");
+out:
+	env_down(&e);
+}
+
+static void t_send_emsgsize(void)
+{
+	struct env e;
+	ssize_t r;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	CHECK_ERR(kcm_send(e.k[0], wbuf, msg_build(wbuf, 16, 0, 65533), 0), EMSGSIZE,
+		  "kcm_send of max + 1 (65537)");
+	r = kcm_send(e.k[0], wbuf, msg_build(wbuf, 16, 1, 65532), 0);
+	CHECK_EQ(r, 65536, "kcm_send of exactly max");
+	peer_expect(e.c[0], 16, 1, 1, "max-size message");
+out:
+	env_down(&e);
+}
+
+static void t_send_enotconn(void)
+{
+	struct env e;
+
+	if (!env_up(&e, 1, 0))
+		goto out;
+	CHECK_ERR(kcm_send(e.k[0], wbuf, msg_build(wbuf, 17, 0, 100), 0), ENOTCONN,
+		  "kcm_send without transports");
+	CHECK_ERR(kcm_send(e.k[0], wbuf, msg_build(wbuf, 17, 0, 100), MSG_DONTWAIT), ENOTCONN,
+		  "kcm_send MSG_DONTWAIT without transports");
+out:
+	env_down(&e);
+}
+
+/* Nonblocking send into full transports: EAGAIN, and never half a message on the wire. */
+#define NB_COUNT 3000
+
+struct nb_sender {
+	int k;
+	atomic_bool full;		/* EAGAIN seen */
+	atomic_bool readers;		/* the peers started reading */
+	atomic_uint sent;
+	unsigned int eagain_before, eagain_total;
+	int err;
+};
+
+static uint32_t nb_body(uint32_t seq)
+{
+	return 12 + (seq * 2654435761u) % 600;
+}
+
+static void *nb_send(void *arg)
+{
+	struct nb_sender *st = arg;
+	static uint8_t buf[1024];
+
+	for (uint32_t seq = 0; seq < NB_COUNT; seq++) {
+		size_t len = msg_build(buf, 18, seq, nb_body(seq));
+
+		for (;;) {
+			ssize_t r = kcm_send(st->k, buf, len, MSG_DONTWAIT);
+
+			if (r == (ssize_t)len)
+				break;
+			if (r >= 0 || errno != EAGAIN) {
+				st->err = r < 0 ? errno : EIO;
+				return NULL;
+			}
+			st->eagain_total++;
+			if (!atomic_load(&st->readers))
+				st->eagain_before++;
+			atomic_store(&st->full, true);
+			usleep(200);
+		}
+		atomic_fetch_add(&st->sent, 1);
+	}
+	return NULL;
+}
+
+static void t_send_nonblock(void)
+{
+	static uint8_t acc[2][1 << 17];
+	struct nb_sender st = { .k = -1 };
+	uint8_t *seen = calloc(NB_COUNT, 1);
+	size_t have[2] = { 0, 0 };
+	bool eof[2] = { false, false }, joined = false;
+	unsigned int got = 0, corrupt = 0;
+	pthread_t th;
+	uint64_t end;
+	struct env e;
+	int small = 4096;
+
+	if (!env_up(&e, 1, 0))
+		goto out;
+	for (; e.nt < 2; e.nt++) {
+		tcp_pair(&e.c[e.nt], &e.s[e.nt]);
+		setsockopt(e.s[e.nt], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+		if (kcm_attach(e.mux, e.s[e.nt])) {
+			FAILF("kcm_attach: %s", strerror(errno));
+			e.nt++;
+			goto out;
+		}
+	}
+	st.k = e.k[0];
+	pthread_create(&th, NULL, nb_send, &st);
+	/* Peers do not read until every transport is full and the sender saw EAGAIN. */
+	end = now_ns() + 3000000000ull;
+	while (!atomic_load(&st.full) && now_ns() < end)
+		usleep(1000);
+	CHECK_EQ(atomic_load(&st.full), 1, "EAGAIN while no peer reads (within 3 s)");
+	atomic_store(&st.readers, true);
+	/* Then read, re-split each stream and check every message. */
+	end = now_ns() + 60000000000ull;
+	while ((!eof[0] || !eof[1]) && now_ns() < end) {
+		struct pollfd p[2] = { { .fd = e.c[0], .events = POLLIN },
+				       { .fd = e.c[1], .events = POLLIN } };
+
+		if (!joined && atomic_load(&st.sent) == NB_COUNT) {
+			pthread_join(th, NULL);
+			joined = true;
+			shutdown(e.s[0], SHUT_WR); /* the peers then see EOF after the last byte */
+			shutdown(e.s[1], SHUT_WR);
+		}
+		if (!joined && st.err) {
+			FAILF("kcm_send MSG_DONTWAIT: expected success or EAGAIN, got %s",
+			      ename(st.err));
+			break;
+		}
+		if (poll(p, 2, 20) <= 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			ssize_t r;
+
+			if (!(p[i].revents & (POLLIN | POLLHUP)))
+				continue;
+			r = read(e.c[i], acc[i] + have[i], 4096);
+			if (r <= 0) {
+				eof[i] = true;
+				p[i].fd = -1;
+				continue;
+			}
+			have[i] += r;
+			for (;;) {
+				uint32_t body, c, s;
+
+				if (have[i] < 4)
+					break;
+				memcpy(&body, acc[i], 4);
+				body = ntohl(body);
+				if (body > 1024) { /* lost sync: bytes of two messages mixed */
+					corrupt++;
+					eof[i] = true;
+					break;
+				}
+				if (have[i] < 4 + body)
+					break;
+				if (msg_check(acc[i], 4 + body, &c, &s) || c != 18 || s >= NB_COUNT)
+					corrupt++;
+				else if (seen[s]++ == 0)
+					got++;
+				memmove(acc[i], acc[i] + 4 + body, have[i] - 4 - body);
+				have[i] -= 4 + body;
+			}
+		}
+	}
+	if (!joined) {
+		FAILF("sender did not finish: %u of %u sent", atomic_load(&st.sent), NB_COUNT);
+		pthread_cancel(th);
+		pthread_join(th, NULL);
+	}
+	CHECK_EQ(corrupt, 0, "corrupt or interleaved frames");
+	CHECK_EQ(have[0] + have[1], 0, "bytes of a partial message left at EOF");
+	CHECK_EQ(got, NB_COUNT, "distinct messages received");
+	for (uint32_t s = 0, dups = 0; s < NB_COUNT; s++)
+		if (seen[s] > 1 && dups++ == 0)
+			FAILF("message %u received %u times", s, seen[s]);
+	printf("  %s: %u EAGAIN before the peers read, %u in all\n", cur_name, st.eagain_before,
+	       st.eagain_total);
+out:
+	free(seen);
+	env_down(&e);
+}
+
+/* ---- pinned mux ---- */
+
+static char pin_name[64];
+
+static int mode_of(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) ? -errno : (int)(sb.st_mode & 07777);
+}
+
+static void t_pinned(void)
+{
+	struct kcm_framing dns = KCM_FRAMING_DNS;
+	struct kcm_mux *m, *m2, *o = NULL;
+	char dir[256], path[600];
+	struct dirent *de;
+	int files = 0, k, c = -1, s = -1;
+	DIR *d;
+
+	snprintf(pin_name, sizeof(pin_name), "apitest-%d", getpid());
+	snprintf(dir, sizeof(dir), "/sys/fs/bpf/kcm/%s", pin_name);
+	m = mux_new(&dns, 1000, pin_name);
+	if (!m)
+		return;
+	if (mode_of(dir) != 0700)
+		FAILF("mode of %s: expected 0700, got %o", dir, mode_of(dir));
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (mode_of(path) != 0600)
+			FAILF("mode of %s: expected 0600, got %o", path, mode_of(path));
+		files++;
+	}
+	if (d)
+		closedir(d);
+	if (files == 0)
+		FAILF("%s: expected pinned maps and programs, got none", dir);
+
+	/* same name again */
+	errno = 0;
+	m2 = kcm_mux_create(&(struct kcm_mux_opts){ .sz = sizeof(struct kcm_mux_opts),
+						    .framing = KCM_FRAMING_THRIFT,
+						    .pin_name = pin_name });
+	if (m2 || errno != EEXIST)
+		FAILF("kcm_mux_create of an existing name: expected NULL/EEXIST, got %p/%s",
+		      (void *)m2, ename(errno));
+	kcm_mux_destroy(m2);
+	if (mode_of(dir) != 0700)
+		FAILF("pins after the refused create: expected a 0700 folder, got %d", mode_of(dir));
+
+	/* open it and use it: DNS framing and max 1000 must come from the pins */
+	o = kcm_mux_open(pin_name);
+	if (!o) {
+		FAILF("kcm_mux_open(%s): %s", pin_name, strerror(errno));
+		goto destroy;
+	}
+	k = kcm_socket(o);
+	tcp_pair(&c, &s);
+	CHECK_OK(kcm_attach(o, s), "attach through the opened handle");
+	for (int i = 0; i < 3; i++) {
+		uint16_t plen = 100 + i * 400;
+		ssize_t r;
+
+		wbuf[0] = plen >> 8;
+		wbuf[1] = plen & 0xff;
+		for (int j = 0; j < plen; j++)
+			wbuf[2 + j] = pattern_byte(i, 0, j);
+		write_all(c, wbuf, 2 + plen);
+		r = krecv_to(k, rbuf, sizeof(rbuf), TIMEOUT_MS);
+		CHECK_EQ(r, 2 + plen, "DNS message %d length on the opened mux", i);
+		if (r == 2 + plen && memcmp(rbuf, wbuf, r))
+			FAILF("DNS message %d: expected intact, got different bytes", i);
+	}
+	memset(wbuf, 0, 1001);
+	wbuf[0] = (998 >> 8);
+	wbuf[1] = 998 & 0xff;
+	CHECK_EQ(kcm_send(k, wbuf, 1000, 0), 1000, "kcm_send of max (1000) on the opened mux");
+	CHECK_ERR(kcm_send(k, wbuf, 1001, 0), EMSGSIZE, "kcm_send of 1001 on the opened mux");
+	{
+		uint8_t got[1000];
+		size_t n = 0;
+		struct pollfd p = { .fd = c, .events = POLLIN };
+
+		while (n < sizeof(got) && poll(&p, 1, TIMEOUT_MS) > 0) {
+			ssize_t r = read(c, got + n, sizeof(got) - n);
+
+			if (r <= 0)
+				break;
+			n += r;
+		}
+		CHECK_EQ(n, 1000, "bytes at the peer");
+	}
+	kcm_mux_close(o);
+destroy:
+	kcm_mux_destroy(m);
+	CHECK_EQ(mode_of(dir), -ENOENT, "pin folder after kcm_mux_destroy");
+	if (c >= 0)
+		close(c);
+	if (s >= 0)
+		close(s);
+	kcm_mux_unpin(pin_name); /* leave nothing behind when a check above failed */
+}
+
+static const struct {
+	const char *name;
+	void (*fn)(void);
+} tests[] = {
+	{ "attach_udp_eopnotsupp", t_attach_udp },
+	{ "attach_unix_eopnotsupp", t_attach_unix },
+	{ "attach_listening_eopnotsupp", t_attach_listening },
+	{ "attach_unconnected_eopnotsupp", t_attach_unconnected },
+	{ "attach_twice_ealready", t_attach_twice },
+	{ "attach_second_mux_ealready", t_attach_second_mux },
+	{ "unattach_never_attached_enoent", t_unattach_never },
+	{ "unattach_twice_enoent", t_unattach_twice },
+	{ "reattach_after_unattach", t_reattach },
+	{ "queued_before_attach", t_queued_before_attach },
+	{ "clone_same_mux_round_robin", t_clone },
+	{ "clone_not_kcm_ebadf", t_clone_ebadf },
+	{ "kcm_close_leaves_group", t_kcm_close },
+	{ "plain_close_leaves_group", t_plain_close },
+	{ "plain_close_fd_reuse", t_plain_close_fd_reuse },
+	{ "poll_readable", t_poll },
+	{ "epoll_readable", t_epoll },
+	{ "recv_nonblock_eagain", t_recv_eagain },
+	{ "recv_truncation", t_truncation },
+	{ "recvmmsg_batch", t_recvmmsg },
+	{ "sendmmsg_batch", t_sendmmsg },
+	{ "recv_disable_moves_queued", t_recv_disable_moves },
+	{ "recv_disable_keeps_without_others", t_recv_disable_keeps },
+	{ "recv_disable_off_receives_again", t_recv_enable },
+	{ "recv_disable_with_blocked_reader", t_recv_disable_blocked_reader },
+	{ "send_emsgsize", t_send_emsgsize },
+	{ "send_enotconn", t_send_enotconn },
+	{ "send_nonblock_eagain_whole", t_send_nonblock },
+	{ "pinned_mux", t_pinned },
+};
+
+int main(int argc, char **argv)
+{
+	bool list = argc > 1 && !strcmp(argv[1], "-l");
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, on_alarm);
+	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+		bool want = argc < 2 || list;
+
+		for (int a = 1; a < argc && !want; a++)
+			want = strstr(tests[i].name, argv[a]) != NULL;
+		if (!want)
+			continue;
+		if (list) {
+			printf("%s\n", tests[i].name);
+			continue;
+		}
+		cur_name = tests[i].name;
+		cur_failed = false;
+		alarm(60);
+		tests[i].fn();
+		alarm(0);
+		printf("%s %s\n", cur_failed ? "FAIL" : "PASS", cur_name);
+		if (cur_failed)
+			n_fail++;
+		else
+			n_pass++;
+	}
+	if (!list)
+		printf("api_check: %d passed, %d failed\n", n_pass, n_fail);
+	return n_fail ? 1 : 0;
+}

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(clang llvm make gcc libc6-dev pkg-config libbpf-dev bpftool libxdp-dev
-      libelf-dev zlib1g-dev bats iproute2 jq procps util-linux kmod)
+      libelf-dev zlib1g-dev bats iproute2 jq procps util-linux kmod groff-base)
 
 missing=()
 for p in "${pkgs[@]}"; do

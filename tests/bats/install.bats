@@ -1,0 +1,67 @@
+#!/usr/bin/env bats
+# make install: PREFIX and DESTDIR, and an installed libkcm that builds and links.
+
+load helpers
+
+setup() {
+	TMP=$(mktemp -d)
+}
+
+teardown() {
+	rm -rf "$TMP"
+}
+
+@test "make install honours PREFIX and DESTDIR and installs every part" {
+	run make -C "$TOP" --no-print-directory install DESTDIR="$TMP/root" PREFIX=/opt/kcm
+	[ "$status" -eq 0 ]
+	r=$TMP/root/opt/kcm
+	[ -x "$r/bin/kcm-loader" ]
+	[ -f "$r/lib/libkcm.a" ]
+	[ -L "$r/lib/libkcm.so" ]
+	[ -f "$r/include/kcm.h" ]
+	[ -f "$r/lib/kcm-bpf/kcm.bpf.o" ]
+	[ -f "$r/share/man/man8/kcm-loader.8" ]
+	[ -f "$r/share/man/man3/libkcm.3" ]
+	grep -q '^prefix=/opt/kcm$' "$r/lib/pkgconfig/libkcm.pc"
+	# nothing escaped DESTDIR
+	[ ! -e /opt/kcm ]
+}
+
+@test "an installed libkcm compiles and links through pkg-config" {
+	make -C "$TOP" --no-print-directory install DESTDIR="$TMP/root" PREFIX=/usr/local >/dev/null
+	r=$TMP/root/usr/local
+	cat > "$TMP/app.c" <<'C'
+#include <kcm.h>
+#include <stdio.h>
+int main(void)
+{
+	struct kcm_framing f;
+	char buf[32];
+
+	if (kcm_framing_parse("dns", &f))
+		return 1;
+	kcm_framing_format(&f, buf, sizeof(buf));
+	puts(buf);
+	return 0;
+}
+C
+	flags=$(PKG_CONFIG_SYSROOT_DIR="$TMP/root" PKG_CONFIG_PATH="$r/lib/pkgconfig" \
+		pkg-config --cflags --libs libkcm)
+	run cc -o "$TMP/app" "$TMP/app.c" $flags -Wl,-rpath,"$r/lib"
+	[ "$status" -eq 0 ]
+	run "$TMP/app"
+	[ "$status" -eq 0 ]
+	[ "$output" = "u16be+2@0" ]
+}
+
+@test "the man pages render" {
+	run groff -man -Tutf8 -ww -z "$TOP/docs/kcm-loader.8"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ] # no warnings
+	run groff -man -Tascii -P-cbou "$TOP/docs/kcm-loader.8"
+	[[ "$output" == *"pidfd_getfd"* ]]
+	run groff -man -Tutf8 -ww -z "$TOP/docs/libkcm.3"
+	[ -z "$output" ]
+	run groff -man -Tascii -P-cbou "$TOP/docs/libkcm.3"
+	[[ "$output" == *"kcm_recv_disable"* ]]
+}

@@ -14,9 +14,9 @@
 #include <signal.h>
 #include <stdbool.h>
 
+#define PROG "kcm_client"
 #include "progs.h"
 
-#define PROG "kcm_client"
 #define MAX_CONNS 1024
 #define MAX_BODY (256u << 20)
 #define CHUNK (256 * 1024)	/* pipeline: bytes per write */
@@ -103,33 +103,6 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 all sent (and all replies verified), 1 failure, 2 usage error.\n",
 		MAX_CONNS);
-}
-
-static void __attribute__((noreturn)) usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\ntry '" PROG " --help'\n", stderr);
-	exit(2);
-}
-
-static uint64_t parse_num(const char *opt, const char *s, uint64_t min, uint64_t max)
-{
-	unsigned long long val;
-	char *end;
-
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		usage_error("invalid %s '%s': expected a number", opt, s);
-	val = strtoull(s, &end, 0);
-	if (errno || *end || val < min || val > max)
-		usage_error("invalid %s '%s': expected %llu..%llu", opt, s,
-			    (unsigned long long)min, (unsigned long long)max);
-	return val;
 }
 
 static void parse_size(const char *s)

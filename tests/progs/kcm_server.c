@@ -17,9 +17,9 @@
 #include <sys/time.h>
 
 #include "kcm.h"
+#define PROG "kcm_server"
 #include "progs.h"
 
-#define PROG "kcm_server"
 #define MAX_WORKERS 64
 #define MAX_CONNS 1024
 #define MAX_CONN_ID (1u << 20)	/* connection ids above this are not test traffic */
@@ -134,33 +134,6 @@ static void usage(FILE *f)
 "\n"
 "Exit status: 0 all messages verified, 1 failure, 2 usage error.\n",
 		MAX_WORKERS, MAX_CONNS);
-}
-
-static void __attribute__((noreturn)) usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\ntry '" PROG " --help'\n", stderr);
-	exit(2);
-}
-
-static uint64_t parse_num(const char *opt, const char *s, uint64_t min, uint64_t max)
-{
-	unsigned long long val;
-	char *end;
-
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		usage_error("invalid %s '%s': expected a number", opt, s);
-	val = strtoull(s, &end, 0);
-	if (errno || *end || val < min || val > max)
-		usage_error("invalid %s '%s': expected %llu..%llu", opt, s,
-			    (unsigned long long)min, (unsigned long long)max);
-	return val;
 }
 
 static void parse_args(int argc, char **argv)

@@ -29,6 +29,37 @@ static inline void die(const char *fmt, ...)
 	exit(1);
 }
 
+#ifdef PROG
+/* "PROG: message", a pointer to --help, exit 2 (a usage error). */
+static inline void __attribute__((noreturn, format(printf, 1, 2))) usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\ntry '" PROG " --help'\n", stderr);
+	exit(2);
+}
+
+/* A whole-string number in [min, max] for option @opt, or a usage error. */
+static inline uint64_t parse_num(const char *opt, const char *s, uint64_t min, uint64_t max)
+{
+	unsigned long long val;
+	char *end;
+
+	errno = 0;
+	if (*s < '0' || *s > '9')
+		usage_error("invalid %s '%s': expected a number", opt, s);
+	val = strtoull(s, &end, 0);
+	if (errno || *end || val < min || val > max)
+		usage_error("invalid %s '%s': expected %llu..%llu", opt, s,
+			    (unsigned long long)min, (unsigned long long)max);
+	return val;
+}
+#endif
+
 static inline uint64_t now_ns(void)
 {
 	struct timespec ts;

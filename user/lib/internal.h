@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "kcm.h"
 #include "kcm_shared.h"
@@ -75,6 +76,20 @@ void kcm_sock_forget(struct kcm_sock *ks);	/* the fd is no longer ours */
 /* transports.c */
 int kcm_tx_refresh(struct kcm_mux *mux);
 void kcm_tx_clear(struct kcm_mux *mux);
+
+/* Move past @r bytes of an iovec array (recv.c, xmit.c). */
+static inline void kcm_iov_advance(struct iovec **iov, size_t *n, size_t r)
+{
+	while (*n && r >= (*iov)->iov_len) {
+		r -= (*iov)->iov_len;
+		(*iov)++;
+		(*n)--;
+	}
+	if (*n && r) {
+		(*iov)->iov_base = (char *)(*iov)->iov_base + r;
+		(*iov)->iov_len -= r;
+	}
+}
 
 /* sockopt.c */
 uint64_t kcm_sock_cookie(int fd);

@@ -50,19 +50,6 @@ static ssize_t next_len(struct kcm_sock *ks)
 	return r > 0 ? r : -EBADMSG;
 }
 
-static void iov_advance(struct iovec **iov, size_t *n, size_t r)
-{
-	while (*n && r >= (*iov)->iov_len) {
-		r -= (*iov)->iov_len;
-		(*iov)++;
-		(*n)--;
-	}
-	if (*n && r) {
-		(*iov)->iov_base = (char *)(*iov)->iov_base + r;
-		(*iov)->iov_len -= r;
-	}
-}
-
 /* Read exactly @len bytes: the caller's buffers first, a truncated tail into scratch. */
 static ssize_t read_exact(int fd, const struct msghdr *msg, size_t len, size_t *copied)
 {
@@ -106,7 +93,7 @@ static ssize_t read_exact(int fd, const struct msghdr *msg, size_t len, size_t *
 			goto out;
 		}
 		got += r;
-		iov_advance(&cur, &n, r);
+		kcm_iov_advance(&cur, &n, r);
 	}
 	r = len;
 out:

@@ -8,18 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 
 #include "internal.h"
-
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
+#include "pidfd.h"
 
 /* KCM's rule: only a connected TCP socket can be attached. */
 static int check_tcp(int fd)
@@ -45,6 +38,21 @@ static int check_tcp(int fd)
 	return 0;
 }
 
+static void addr_copy(const struct sockaddr_storage *ss, __u8 *addr, __u16 *port)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+
+		memcpy(addr, &a->sin_addr, 4);
+		*port = ntohs(a->sin_port);
+	} else {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+
+		memcpy(addr, &a->sin6_addr, 16);
+		*port = ntohs(a->sin6_port);
+	}
+}
+
 static void addr_info(int fd, struct kcm_transport_info *info)
 {
 	struct sockaddr_storage ss;
@@ -52,32 +60,11 @@ static void addr_info(int fd, struct kcm_transport_info *info)
 
 	if (!getsockname(fd, (struct sockaddr *)&ss, &len)) {
 		info->family = ss.ss_family;
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-			memcpy(info->local_addr, &a->sin_addr, 4);
-			info->local_port = ntohs(a->sin_port);
-		} else {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-			memcpy(info->local_addr, &a->sin6_addr, 16);
-			info->local_port = ntohs(a->sin6_port);
-		}
+		addr_copy(&ss, info->local_addr, &info->local_port);
 	}
 	len = sizeof(ss);
-	if (!getpeername(fd, (struct sockaddr *)&ss, &len)) {
-		if (ss.ss_family == AF_INET) {
-			struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-
-			memcpy(info->remote_addr, &a->sin_addr, 4);
-			info->remote_port = ntohs(a->sin_port);
-		} else {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-
-			memcpy(info->remote_addr, &a->sin6_addr, 16);
-			info->remote_port = ntohs(a->sin6_port);
-		}
-	}
+	if (!getpeername(fd, (struct sockaddr *)&ss, &len))
+		addr_copy(&ss, info->remote_addr, &info->remote_port);
 }
 
 /* Slot holding @cookie in the transport map, or -ENOENT. Caller holds the mux lock. */
@@ -317,21 +304,6 @@ int kcm_unattach(struct kcm_mux *mux, int tcpfd)
 	return kcm_unattach_cookie(mux, cookie);
 }
 
-/* A copy of the transport in @slot from the process that attached it, checked by cookie. */
-static int import_fd(const struct kcm_transport_info *info)
-{
-	int pidfd, fd;
-
-	if (info->pid == (uint32_t)getpid())
-		return fcntl(info->fd, F_DUPFD_CLOEXEC, 0);
-	pidfd = syscall(SYS_pidfd_open, info->pid, 0);
-	if (pidfd < 0)
-		return -1;
-	fd = syscall(SYS_pidfd_getfd, pidfd, info->fd, 0);
-	close(pidfd);
-	return fd;
-}
-
 /*
  * A pinned mux may gain transports in other processes: when the generation moved,
  * import the new ones (pidfd_getfd) and drop the ones that left.
@@ -379,7 +351,7 @@ int kcm_tx_refresh(struct kcm_mux *mux)
 		pthread_rwlock_unlock(&mux->tx_lock);
 		if (known)
 			continue;
-		fd = import_fd(&info);
+		fd = kcm_pidfd_getfd(info.pid, info.fd);
 		if (fd < 0)
 			continue; /* owner gone or not ours to take: receive still works */
 		if (kcm_sock_cookie(fd) != cookie || tx_add(mux, fd, slot, cookie, false))

@@ -26,19 +26,6 @@ static int wait_writable(int fd)
 	return 0;
 }
 
-static void iov_skip(struct iovec **iov, size_t *n, size_t r)
-{
-	while (*n && r >= (*iov)->iov_len) {
-		r -= (*iov)->iov_len;
-		(*iov)++;
-		(*n)--;
-	}
-	if (*n && r) {
-		(*iov)->iov_base = (char *)(*iov)->iov_base + r;
-		(*iov)->iov_len -= r;
-	}
-}
-
 /*
  * Whether @total bytes fit in the free send buffer now, with room for skb overhead.
  * An empty buffer always takes the message: one larger than the buffer goes out then.
@@ -88,7 +75,7 @@ static ssize_t write_whole(int fd, const struct iovec *src, size_t niov, size_t 
 		r = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (r > 0) {
 			sent += r;
-			iov_skip(&cur, &n, r);
+			kcm_iov_advance(&cur, &n, r);
 			continue;
 		}
 		if (r < 0 && errno == EINTR)

@@ -5,20 +5,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "kcm.h"
 #include "json.h"
 #include "loader.h"
+#include "pidfd.h"
 #include "pins.h"
 
-#ifndef SYS_pidfd_open
-#define SYS_pidfd_open 434
-#endif
-#ifndef SYS_pidfd_getfd
-#define SYS_pidfd_getfd 438
-#endif
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
 #endif
@@ -28,31 +22,20 @@ struct target {
 	bool have_pid, have_fd, have_cookie;
 };
 
-/* This process's copy of fd @fd of process @pid. */
+/* This process's copy of fd @fd of process @pid, or -errno after saying why not. */
 static int take_fd(pid_t pid, int fd)
 {
-	int pidfd, copy, err;
+	int copy = kcm_pidfd_getfd(pid, fd);
 
-	pidfd = syscall(SYS_pidfd_open, pid, 0);
-	if (pidfd < 0) {
-		err = errno;
-		fail("failed to open process %d: %s", pid,
-		     err == ESRCH ? "no such process" : strerror(err));
-		return -err;
-	}
-	copy = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
-	err = errno;
-	close(pidfd);
-	if (copy < 0) {
-		if (err == EBADF)
-			fail("failed to take fd %d of process %d: it has no such fd", fd, pid);
-		else if (err == EPERM)
-			fail("failed to take fd %d of process %d: not permitted (needs "
-			     "CAP_SYS_PTRACE over it, e.g. root)", fd, pid);
-		else
-			fail("failed to take fd %d of process %d: %s", fd, pid, strerror(err));
-		return -err;
-	}
+	if (copy == -ESRCH)
+		fail("failed to open process %d: no such process", pid);
+	else if (copy == -EBADF)
+		fail("failed to take fd %d of process %d: it has no such fd", fd, pid);
+	else if (copy == -EPERM)
+		fail("failed to take fd %d of process %d: not permitted (needs CAP_SYS_PTRACE "
+		     "over it, e.g. root)", fd, pid);
+	else if (copy < 0)
+		fail("failed to take fd %d of process %d: %s", fd, pid, strerror(-copy));
 	return copy;
 }
 

@@ -189,6 +189,24 @@ trickle_case() {
 	assert_spread 10000 32
 }
 
+@test "policy bytes: workers' byte counts stay within one quantum plus one message" {
+	# Sizes alternate 16 and 30000: by messages one worker would get every small message
+	# and the other every large one. Deficit round-robin by bytes, quantum
+	# max(max_msg, 64 KiB) = 65536 here, keeps them within a quantum and a message.
+	start_server --workers 2 --policy bytes --max 65536 --conns 1 --expect 3000 --per-conn 3000
+	run client --conns 1 --count 3000 --size 16:30000 --size-dist alternate
+	echo "$output"
+	[ "$status" -eq 0 ]
+	finish_server
+	assert_verified 3000
+	local mean b
+	mean=$(( $(j .bytes) / 2 ))
+	for b in $(j '.workers[].bytes'); do
+		(( b >= mean - 100000 && b <= mean + 100000 )) ||
+			{ echo "worker bytes $b not within 100000 of $mean"; return 1; }
+	done
+}
+
 @test "--reply: the client gets every message back intact" {
 	start_server --workers 2 --conns 2 --expect 4000 --reply
 	run client --conns 2 --count 2000 --size 12:500 --replies --json

@@ -30,6 +30,7 @@ struct opts {
 	uint32_t count;
 	uint32_t size_min, size_max;
 	bool size_log;
+	bool size_alternate;	/* even seqs MIN, odd seqs MAX */
 	uint64_t seed;
 	enum mode mode;
 	bool replies;
@@ -84,7 +85,8 @@ static void usage(FILE *f)
 "  --conns N            connections, one thread each (default 1, max %d)\n"
 "  --count M            messages per connection, seqs 0..M-1 (default 100)\n"
 "  --size MIN[:MAX]     body bytes, random in range (default 64)\n"
-"  --size-dist D        'uniform' (default) or 'log' (every power of two equally likely)\n"
+"  --size-dist D        'uniform' (default), 'log' (every power of two equally likely)\n"
+"                       or 'alternate' (MIN for even seqs, MAX for odd ones)\n"
 "  --seed N             random seed for the sizes (default 1)\n"
 "  --mode M             pipeline: many messages per write (default)\n"
 "                       each: one write per message\n"
@@ -184,10 +186,12 @@ static void parse_args(int argc, char **argv)
 			parse_size(optarg);
 			break;
 		case O_SIZE_DIST:
-			if (strcmp(optarg, "uniform") && strcmp(optarg, "log"))
-				usage_error("invalid --size-dist '%s': expected uniform or log",
-					    optarg);
+			if (strcmp(optarg, "uniform") && strcmp(optarg, "log") &&
+			    strcmp(optarg, "alternate"))
+				usage_error("invalid --size-dist '%s': expected uniform, log or "
+					    "alternate", optarg);
 			o.size_log = !strcmp(optarg, "log");
+			o.size_alternate = !strcmp(optarg, "alternate");
 			break;
 		case O_SEED:
 			o.seed = parse_num("--seed", optarg, 0, UINT64_MAX);
@@ -275,12 +279,14 @@ static uint64_t rng_next(uint64_t *s)
 	return *s * 0x2545f4914f6cdd1dull;
 }
 
-static uint32_t pick_size(uint64_t *rng)
+static uint32_t pick_size(uint64_t *rng, uint32_t seq)
 {
 	uint64_t span = (uint64_t)o.size_max - o.size_min + 1;
 
 	if (o.size_min == o.size_max)
 		return o.size_min;
+	if (o.size_alternate)
+		return seq & 1 ? o.size_max : o.size_min;
 	if (o.size_log) {
 		/* a bit length uniformly, then a size of that length: every magnitude shows */
 		unsigned int lo = 64 - __builtin_clzll((uint64_t)o.size_min + 1);
@@ -320,7 +326,7 @@ static int send_messages(struct conn *c)
 	if (o.mode == TRICKLE && setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 		err = -errno;
 	for (uint32_t seq = 0; !err && seq < o.count; seq++) {
-		uint32_t body = pick_size(&rng);
+		uint32_t body = pick_size(&rng, seq);
 		size_t len;
 
 		if (o.mode == PIPELINE && fill && fill + 4 + body > CHUNK) {

@@ -103,7 +103,7 @@ api_group() {
 
 @test "send errors: EMSGSIZE, ENOTCONN, EAGAIN without a partial message" {
 	require_root
-	api_group send_ send_emsgsize send_enotconn send_nonblock_eagain_whole
+	api_group send_ send_emsgsize send_enotconn send_nonblock_eagain_whole send_msg_more_composes
 }
 
 @test "pinned mux: 0700/0600 pins, open sees the same config, EEXIST, destroy unpins" {

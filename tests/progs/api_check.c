@@ -856,6 +856,32 @@ out:
 	env_down(&e);
 }
 
+/* MSG_MORE composes one message; another socket's message cannot land inside it. */
+static void t_send_msg_more(void)
+{
+	static uint8_t a[65536], b[4096];
+	size_t alen, blen;
+	struct env e;
+
+	if (!env_up(&e, 2, 1)) /* two KCM sockets, one transport */
+		goto out;
+	alen = msg_build(a, 13, 1, 3000);
+	blen = msg_build(b, 13, 0, 500);
+	CHECK_EQ(kcm_send(e.k[0], a, 100, MSG_MORE), 100, "first part with MSG_MORE");
+	CHECK_EQ(kcm_send(e.k[0], a + 100, 1000, MSG_MORE), 1000, "second part with MSG_MORE");
+	CHECK_EQ(kcm_send(e.k[1], b, blen, 0), (ssize_t)blen, "a whole message from the other socket");
+	CHECK_EQ(kcm_send(e.k[0], a + 1100, alen - 1100, 0), (ssize_t)(alen - 1100), "last part");
+	/* on the wire: B (seq 0) whole, then A (seq 1) whole */
+	peer_expect(e.c[0], 13, 0, 2, "peer stream");
+	CHECK_EQ(kcm_send(e.k[0], a, 3000, MSG_MORE), 3000, "a part of 3000");
+	/* the default maximum is 64 KiB */
+	CHECK_ERR(kcm_send(e.k[0], a, 65536 - 100, MSG_MORE), EMSGSIZE, "a part past the maximum");
+	CHECK_EQ(kcm_send(e.k[0], b, blen, 0), (ssize_t)blen, "the discarded message left nothing");
+	peer_expect(e.c[0], 13, 0, 1, "peer stream after EMSGSIZE");
+out:
+	env_down(&e);
+}
+
 /* Put @n messages on socket @a only (others disabled meanwhile). */
 static bool queue_on(struct env *e, int a, int b, uint32_t conn, uint32_t seq0, int n)
 {
@@ -1329,6 +1355,7 @@ static const struct {
 	{ "recv_disable_off_receives_again", t_recv_enable },
 	{ "recv_disable_with_blocked_reader", t_recv_disable_blocked_reader },
 	{ "send_emsgsize", t_send_emsgsize },
+	{ "send_msg_more_composes", t_send_msg_more },
 	{ "send_enotconn", t_send_enotconn },
 	{ "send_nonblock_eagain_whole", t_send_nonblock },
 	{ "pinned_mux", t_pinned },

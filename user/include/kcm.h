@@ -123,7 +123,10 @@ int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);
  * Non-blocking (MSG_DONTWAIT or O_NONBLOCK): EAGAIN, with nothing written, when no
  * transport has room for the whole message now. A message larger than a transport's
  * whole send buffer is started only on an empty buffer, and the call then waits for
- * its tail: a half-sent message would corrupt the stream. */
+ * its tail: a half-sent message would corrupt the stream.
+ * MSG_MORE: as on an AF_KCM datagram socket, the bytes are the start of a message that
+ * the next call without MSG_MORE completes; it then leaves whole. A part that makes the
+ * message longer than max_msg_size fails with EMSGSIZE and discards the message. */
 ssize_t kcm_send(int kcmfd, const void *buf, size_t len, int flags);
 ssize_t kcm_sendmsg(int kcmfd, const struct msghdr *msg, int flags);
 int kcm_sendmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);

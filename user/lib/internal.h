@@ -50,6 +50,9 @@ struct kcm_sock {
 	uint64_t cookie;
 	struct kcm_mux *mux;
 	pthread_mutex_t rlock;		/* one reader at a time: peek then read */
+	pthread_mutex_t wlock;		/* guards the message being composed */
+	uint8_t *pending;		/* bytes sent with MSG_MORE, not yet on the wire */
+	size_t pending_len, pending_cap;
 };
 
 /* error.c: record "<what failed>: <strerror(err)>" for kcm_last_error(); returns @err */

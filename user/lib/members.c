@@ -74,6 +74,8 @@ fail:
 void kcm_sock_forget(struct kcm_sock *ks)
 {
 	pthread_mutex_destroy(&ks->rlock);
+	pthread_mutex_destroy(&ks->wlock);
+	free(ks->pending);
 	free(ks);
 }
 
@@ -103,6 +105,7 @@ static int member_add(struct kcm_mux *mux)
 	ks->mux = mux;
 	ks->cookie = kcm_sock_cookie(fd);
 	pthread_mutex_init(&ks->rlock, NULL);
+	pthread_mutex_init(&ks->wlock, NULL);
 	err = kcm_mux_lock(mux);
 	if (err)
 		goto free;

@@ -165,6 +165,67 @@ static ssize_t send_locked_table(struct kcm_mux *mux, const struct msghdr *msg, 
 	return -EPIPE;
 }
 
+static ssize_t send_message(struct kcm_mux *mux, const struct msghdr *msg, size_t total,
+			    bool nonblock)
+{
+	ssize_t r = kcm_tx_refresh(mux);
+
+	if (r)
+		return r;
+	pthread_rwlock_rdlock(&mux->tx_lock);
+	r = send_locked_table(mux, msg, total, nonblock);
+	pthread_rwlock_unlock(&mux->tx_lock);
+	return r;
+}
+
+/*
+ * As on an AF_KCM datagram socket, calls with MSG_MORE compose one message: the parts
+ * wait here and go out whole with the first call without MSG_MORE. A part that would
+ * make the message longer than the maximum fails with EMSGSIZE and discards it.
+ */
+static ssize_t send_composed(struct kcm_sock *ks, const struct msghdr *msg, size_t total,
+			     int flags, bool nonblock)
+{
+	size_t before, max = ks->mux->cfg.max_msg;
+	struct iovec iov;
+	struct msghdr whole = { .msg_iov = &iov, .msg_iovlen = 1 };
+	ssize_t r;
+
+	pthread_mutex_lock(&ks->wlock);
+	before = ks->pending_len;
+	if (before + total > max) {
+		ks->pending_len = 0;
+		r = -EMSGSIZE;
+		goto out;
+	}
+	if (before + total > ks->pending_cap) {
+		uint8_t *p = realloc(ks->pending, max);
+
+		if (!p) {
+			r = -ENOMEM;
+			goto out;
+		}
+		ks->pending = p;
+		ks->pending_cap = max;
+	}
+	for (size_t i = 0; i < msg->msg_iovlen; i++) {
+		memcpy(ks->pending + ks->pending_len, msg->msg_iov[i].iov_base, msg->msg_iov[i].iov_len);
+		ks->pending_len += msg->msg_iov[i].iov_len;
+	}
+	r = total;
+	if (flags & MSG_MORE)
+		goto out;
+	iov = (struct iovec){ ks->pending, ks->pending_len };
+	r = ks->pending_len ? send_message(ks->mux, &whole, ks->pending_len, nonblock) : -EINVAL;
+	/* sent: the message is done; failed: this call's part is withdrawn, retry it */
+	ks->pending_len = r >= 0 ? 0 : before;
+	if (r >= 0)
+		r = total;
+out:
+	pthread_mutex_unlock(&ks->wlock);
+	return r;
+}
+
 ssize_t kcm_sendmsg(int kcmfd, const struct msghdr *msg, int flags)
 {
 	struct kcm_sock *ks = kcm_registry_get(kcmfd);
@@ -179,17 +240,12 @@ ssize_t kcm_sendmsg(int kcmfd, const struct msghdr *msg, int flags)
 	mux = ks->mux;
 	for (size_t i = 0; i < msg->msg_iovlen; i++)
 		total += msg->msg_iov[i].iov_len;
-	if (total == 0 || total > mux->cfg.max_msg) {
-		errno = total ? EMSGSIZE : EINVAL;
-		return -1;
-	}
-	r = kcm_tx_refresh(mux);
-	if (r)
-		goto out;
-	pthread_rwlock_rdlock(&mux->tx_lock);
-	r = send_locked_table(mux, msg, total, kcm_fd_nonblocking(kcmfd, flags));
-	pthread_rwlock_unlock(&mux->tx_lock);
-out:
+	if ((flags & MSG_MORE) || ks->pending_len)
+		r = send_composed(ks, msg, total, flags, kcm_fd_nonblocking(kcmfd, flags));
+	else if (total == 0 || total > mux->cfg.max_msg)
+		r = total ? -EMSGSIZE : -EINVAL;
+	else
+		r = send_message(mux, msg, total, kcm_fd_nonblocking(kcmfd, flags));
 	if (r < 0) {
 		errno = -r;
 		return -1;

@@ -833,6 +833,44 @@ out:
 	env_down(&e);
 }
 
+/* A batch with short buffers: each message truncated on its own, none bleeds into the next. */
+static void t_recvmmsg_trunc(void)
+{
+	static uint8_t bufs[4][64], big[2048];
+	struct mmsghdr vec[3];
+	struct iovec iov[3];
+	struct env e;
+	uint32_t c = 0, sq = 0;
+	ssize_t r;
+	int n;
+
+	if (!env_up(&e, 1, 1))
+		goto out;
+	for (int i = 0; i < 3; i++) {
+		iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
+		vec[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+	}
+	peer_send(e.c[0], 21, 0, 4, 500);
+	if (!wait_queued(e.k[0], 4, "before kcm_recvmmsg"))
+		goto out;
+	n = kcm_recvmmsg(e.k[0], vec, 3, MSG_DONTWAIT);
+	CHECK_EQ(n, 3, "kcm_recvmmsg of 3 of 4 queued");
+	for (int i = 0; i < n && i < 3; i++) {
+		uint32_t seq;
+
+		CHECK_EQ(vec[i].msg_len, 64, "msg_len[%d] (truncated)", i);
+		CHECK_EQ(vec[i].msg_hdr.msg_flags & MSG_TRUNC, MSG_TRUNC, "MSG_TRUNC[%d]", i);
+		memcpy(&seq, bufs[i] + 8, 4);
+		CHECK_EQ(ntohl(seq), (uint32_t)i, "seq of message %d", i);
+	}
+	r = kcm_recv(e.k[0], big, sizeof(big), MSG_DONTWAIT);
+	CHECK_EQ(r, 504, "the fourth message, whole");
+	if (r == 504 && (msg_check(big, r, &c, &sq) || c != 21 || sq != 3))
+		FAILF("fourth message: expected intact 21/3, got %u/%u", c, sq);
+out:
+	env_down(&e);
+}
+
 static void t_sendmmsg(void)
 {
 	static uint8_t bufs[6][4096];
@@ -1349,6 +1387,7 @@ static const struct {
 	{ "recv_nonblock_eagain", t_recv_eagain },
 	{ "recv_truncation", t_truncation },
 	{ "recvmmsg_batch", t_recvmmsg },
+	{ "recvmmsg_truncates_each", t_recvmmsg_trunc },
 	{ "sendmmsg_batch", t_sendmmsg },
 	{ "recv_disable_moves_queued", t_recv_disable_moves },
 	{ "recv_disable_keeps_without_others", t_recv_disable_keeps },

@@ -13,6 +13,8 @@
 
 #define HDR_MAX (4096 + 8)
 #define IOV_STACK 64
+#define IOV_BATCH 1024		/* UIO_MAXIOV */
+#define PEEK_MAX (256 * 1024)	/* bytes one kcm_recvmmsg() looks at */
 
 static __thread char scratch[64 * 1024];
 
@@ -144,20 +146,101 @@ ssize_t kcm_recv(int kcmfd, void *buf, size_t len, int flags)
 	return kcm_recvmsg(kcmfd, &msg, flags);
 }
 
+/*
+ * Several messages with one peek and one read: the peek finds the boundaries, and a
+ * single recvmsg() scatters exactly those bytes into the callers' buffers (truncated
+ * tails into scratch). Returns the count, or -EAGAIN / -errno when none was read.
+ */
+static int recv_batch(struct kcm_sock *ks, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	static __thread unsigned char peek[PEEK_MAX];
+	struct iovec iov[IOV_BATCH], *cur = iov;
+	const struct kcm_mux *mux = ks->mux;
+	size_t niov = 0, total = 0, got = 0, n;
+	unsigned int k = 0;
+	struct msghdr m = { 0 };
+	ssize_t r;
+
+	r = recv(ks->fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+	if (r < 0)
+		return -errno;
+	for (size_t off = 0; k < vlen && off < (size_t)r; k++) {
+		int64_t len = kcm_frame_length(&mux->framing, peek + off, r - off, mux->cfg.max_msg);
+		struct msghdr *h = &vec[k].msg_hdr;
+		size_t room = 0, need = h->msg_iovlen + 1;
+
+		if (len <= 0 || (size_t)len > r - off || niov + need > IOV_BATCH)
+			break; /* incomplete in the peek window: the single path reads it */
+		for (size_t i = 0; i < h->msg_iovlen && room < (size_t)len; i++) {
+			size_t l = h->msg_iov[i].iov_len;
+
+			if (l > len - room)
+				l = len - room;
+			iov[niov++] = (struct iovec){ h->msg_iov[i].iov_base, l };
+			room += l;
+		}
+		if (room < (size_t)len) {
+			if ((size_t)len - room > sizeof(scratch))
+				break;
+			iov[niov++] = (struct iovec){ scratch, len - room };
+		}
+		h->msg_flags = room < (size_t)len ? MSG_TRUNC : 0;
+		h->msg_controllen = 0;
+		h->msg_namelen = 0;
+		vec[k].msg_len = (flags & MSG_TRUNC) ? (unsigned int)len : (unsigned int)room;
+		total += len;
+		off += len;
+	}
+	if (!k)
+		return 0;
+	n = niov;
+	while (got < total) {
+		m.msg_iov = cur;
+		m.msg_iovlen = n;
+		r = recvmsg(ks->fd, &m, MSG_DONTWAIT);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EBADMSG; /* the peeked bytes vanished */
+		got += r;
+		kcm_iov_advance(&cur, &n, r);
+	}
+	return k;
+}
+
 int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
-	unsigned int n = 0;
+	struct kcm_sock *ks = kcm_registry_get(kcmfd);
+	int n;
 
+	if (!ks || (!vec && vlen)) {
+		errno = ks ? EINVAL : EBADF;
+		return -1;
+	}
 	if (!vlen)
 		return 0;
-	for (; n < vlen; n++) {
-		ssize_t r = kcm_recvmsg(kcmfd, &vec[n].msg_hdr, n ? flags | MSG_DONTWAIT : flags);
+	for (;;) {
+		pthread_mutex_lock(&ks->rlock);
+		n = recv_batch(ks, vec, vlen, flags);
+		pthread_mutex_unlock(&ks->rlock);
+		if (n != -EAGAIN || kcm_fd_nonblocking(kcmfd, flags))
+			break;
+		n = wait_readable(kcmfd);
+		if (n)
+			break;
+	}
+	if (n == 0) {
+		/* the first message is larger than one peek: read it on its own */
+		ssize_t r = kcm_recvmsg(kcmfd, &vec[0].msg_hdr, flags | MSG_DONTWAIT);
 
 		if (r < 0)
-			break;
-		vec[n].msg_len = r;
+			return -1;
+		vec[0].msg_len = r;
+		return 1;
 	}
-	if (n == 0)
+	if (n < 0) {
+		errno = -n;
 		return -1;
+	}
 	return n;
 }

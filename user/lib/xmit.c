@@ -16,6 +16,7 @@
 #include "internal.h"
 
 #define IOV_STACK 64
+#define IOV_BATCH 1024 /* UIO_MAXIOV */
 
 static int wait_writable(int fd)
 {
@@ -261,16 +262,62 @@ ssize_t kcm_send(int kcmfd, const void *buf, size_t len, int flags)
 	return kcm_sendmsg(kcmfd, &msg, flags);
 }
 
+/*
+ * Consecutive whole messages go out in one locked sendmsg() on one transport: each is
+ * still whole and unmixed on the wire, for one lock and one system call.
+ */
 int kcm_sendmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
+	struct kcm_sock *ks = kcm_registry_get(kcmfd);
+	struct iovec iov[IOV_BATCH];
 	unsigned int n = 0;
 
-	for (; n < vlen; n++) {
-		ssize_t r = kcm_sendmsg(kcmfd, &vec[n].msg_hdr, flags);
+	if (!ks || (!vec && vlen)) {
+		errno = ks ? EINVAL : EBADF;
+		return -1;
+	}
+	while (n < vlen) {
+		struct msghdr batch = { .msg_iov = iov };
+		unsigned int k = n;
+		size_t total = 0;
+		ssize_t r;
 
-		if (r < 0)
+		/* composing with MSG_MORE, or a message alone: one at a time */
+		if ((flags & MSG_MORE) || ks->pending_len) {
+			r = kcm_sendmsg(kcmfd, &vec[n].msg_hdr, flags);
+			if (r < 0)
+				break;
+			vec[n++].msg_len = r;
+			continue;
+		}
+		for (; k < vlen && k - n < KCM_MAX_BATCH; k++) {
+			const struct msghdr *h = &vec[k].msg_hdr;
+			size_t len = 0;
+
+			if (batch.msg_iovlen + h->msg_iovlen > IOV_BATCH)
+				break;
+			for (size_t i = 0; i < h->msg_iovlen; i++)
+				len += h->msg_iov[i].iov_len;
+			if (len == 0 || len > ks->mux->cfg.max_msg)
+				break; /* sent alone below, to fail with its own errno */
+			memcpy(iov + batch.msg_iovlen, h->msg_iov, h->msg_iovlen * sizeof(*iov));
+			batch.msg_iovlen += h->msg_iovlen;
+			vec[k].msg_len = len;
+			total += len;
+		}
+		if (k == n) {
+			r = kcm_sendmsg(kcmfd, &vec[n].msg_hdr, flags);
+			if (r < 0)
+				break;
+			vec[n++].msg_len = r;
+			continue;
+		}
+		r = send_message(ks->mux, &batch, total, kcm_fd_nonblocking(kcmfd, flags));
+		if (r < 0) {
+			errno = -r;
 			break;
-		vec[n].msg_len = r;
+		}
+		n = k;
 	}
 	if (n == 0 && vlen)
 		return -1;

@@ -22,12 +22,12 @@ static const struct cmd {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } cmds[] = {
-	{ "create", cmd_create, "create NAME [--framing SPEC] [--max SIZE] ...  load and pin a mux" },
-	{ "attach", cmd_attach, "attach NAME --pid PID --fd FD               add another process's TCP socket" },
-	{ "unattach", cmd_unattach, "unattach NAME (--pid PID --fd FD | --cookie C)  remove a transport" },
-	{ "status", cmd_status, "status [NAME] [--json]                       show what is really attached" },
-	{ "destroy", cmd_destroy, "destroy NAME                                 unpin a mux (it goes when unused)" },
-	{ "clean", cmd_clean, "clean [--all] [--dry-run]                    remove what crashed runs left" },
+	{ "create", cmd_create, "create NAME [--framing SPEC] [--max SIZE] ...   load and pin a mux" },
+	{ "attach", cmd_attach, "attach NAME --pid PID --fd FD   add another process's TCP socket" },
+	{ "unattach", cmd_unattach, "unattach NAME (--pid PID --fd FD | --cookie C)" },
+	{ "status", cmd_status, "status [NAME] [--json]          show what is really attached" },
+	{ "destroy", cmd_destroy, "destroy NAME                    unpin a mux (gone when unused)" },
+	{ "clean", cmd_clean, "clean [--all] [--dry-run]       remove what crashed runs left" },
 };
 
 static void usage(FILE *f)

@@ -81,7 +81,7 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst .,_,$*)_bpf > $@
 
 $(OUTPUT)/lib/%.o: user/lib/%.c $(wildcard user/lib/*.h) user/include/kcm.h bpf/kcm_shared.h \
-		$(SKELS) | $(OUTPUT)/lib
+		$(OUTPUT)/kcm.skel.h | $(OUTPUT)/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -103,7 +103,7 @@ $(OUTPUT)/kcm-loader: $(LOADER_OBJS) $(OUTPUT)/libkcm.a
 	$(Q)$(CC) -o $@ $^ $(LIBBPF_LIBS) -lpthread
 
 $(OUTPUT)/tests/%: tests/progs/%.c tests/progs/progs.h $(OUTPUT)/libkcm.a user/include/kcm.h \
-		| $(OUTPUT)/tests
+		$(SKELS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/progs -o $@ $< $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) -lpthread
 
@@ -124,10 +124,11 @@ demo:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh
 
+# Transmit: kcm against a plain sk_msg redirect and a mutex, written to docs/transmit.md.
 bench:
 	$(Q)scripts/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)scripts/bench.sh
+	$(Q)scripts/bench-tx.sh
 
 install: all
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))

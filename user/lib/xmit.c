@@ -122,35 +122,63 @@ static void tx_unlock(struct kcm_mux *mux, struct kcm_transport *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
-static ssize_t send_locked_table(struct kcm_mux *mux, const struct msghdr *msg, size_t total,
-				 bool nonblock)
+/* Pass 1: any idle transport with room, without waiting. Counts the full ones. */
+static ssize_t try_each(struct kcm_mux *mux, const struct msghdr *msg, size_t total,
+			unsigned int start, bool nonblock, struct pollfd *full, unsigned int *nfull,
+			unsigned int *live)
 {
-	unsigned int n = mux->ntx, start, live = 0;
+	unsigned int n = mux->ntx;
 	ssize_t r;
 
-	if (n == 0)
-		return -ENOTCONN;
-	start = atomic_fetch_add_explicit(&mux->tx_next, 1, memory_order_relaxed);
-	/* Pass 1: any idle transport with room, without waiting. */
+	*nfull = *live = 0;
 	for (unsigned int i = 0; i < n; i++) {
 		struct kcm_transport *t = mux->tx[(start + i) % n];
 
 		if (atomic_load(&t->dead))
 			continue;
-		live++;
+		(*live)++;
 		if (!tx_lock(mux, t, false))
 			continue;
 		r = write_whole(t->fd, msg->msg_iov, msg->msg_iovlen, total, false, nonblock);
 		tx_unlock(mux, t);
 		if (r >= 0)
 			return r;
-		if (r != -EAGAIN)
+		if (r == -EAGAIN)
+			full[(*nfull)++] = (struct pollfd){ .fd = t->fd, .events = POLLOUT };
+		else
 			atomic_store(&t->dead, true);
 	}
-	if (!live)
-		return -EPIPE;
-	if (nonblock)
-		return -EAGAIN;
+	return -EAGAIN;
+}
+
+static ssize_t send_locked_table(struct kcm_mux *mux, const struct msghdr *msg, size_t total,
+				 bool nonblock)
+{
+	struct pollfd full[KCM_MAX_TRANSPORTS];
+	unsigned int n = mux->ntx, start, live, nfull;
+	ssize_t r;
+
+	if (n == 0)
+		return -ENOTCONN;
+	start = atomic_fetch_add_explicit(&mux->tx_next, 1, memory_order_relaxed);
+	for (;;) {
+		r = try_each(mux, msg, total, start, nonblock, full, &nfull, &live);
+		if (r != -EAGAIN)
+			return r;
+		if (!live)
+			return -EPIPE;
+		if (nonblock)
+			return -EAGAIN;
+		if (!nfull)
+			break; /* all busy with other senders: queue on one below */
+		/*
+		 * Wait for room on any full transport holding no lock: a sender that waited
+		 * on one transport's lock while the holder waits for room would queue every
+		 * sender behind the slowest transport.
+		 */
+		if (poll(full, nfull, 100) < 0 && errno != EINTR)
+			return -errno;
+	}
 	/* Pass 2: wait for the first live transport in turn. */
 	for (unsigned int i = 0; i < n; i++) {
 		struct kcm_transport *t = mux->tx[(start + i) % n];

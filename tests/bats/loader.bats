@@ -199,4 +199,9 @@ teardown() {
 	[[ "$output" == *"failed to create mux '$MUX'"* ]]
 	[[ "$output" == *"root"* || "$output" == *"CAP_"* ]]
 	[ ! -e "/sys/fs/bpf/kcm/$MUX" ]
+	# status must not pretend there are no muxes when it cannot read them
+	"$LOADER" create "$MUX"
+	run setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all "$LOADER" status
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"failed to read /sys/fs/bpf/kcm: Permission denied"* ]]
 }

@@ -369,7 +369,8 @@ int cmd_status(int argc, char **argv)
 			return usage_error("status", "invalid name '%s'", argv[optind]);
 		kcm_pin_path(path, sizeof(path), argv[optind], NULL);
 		if (access(path, F_OK))
-			return fail("no mux named '%s' (no %s)", argv[optind], path);
+			return errno == ENOENT ? fail("no mux named '%s' (no %s)", argv[optind], path) :
+			       fail("failed to read %s: %s", path, strerror(errno));
 		if (env.json)
 			json_start_array(NULL);
 		show_mux(argv[optind], ncpu);
@@ -379,9 +380,12 @@ int cmd_status(int argc, char **argv)
 		}
 		return EXIT_OK;
 	}
+	d = opendir(KCM_PIN_ROOT);
+	if (!d && errno != ENOENT)
+		return fail("failed to read %s: %s%s", KCM_PIN_ROOT, strerror(errno),
+			    errno == EACCES ? " (only root may read muxes)" : "");
 	if (env.json)
 		json_start_array(NULL);
-	d = opendir(KCM_PIN_ROOT);
 	while (d && (de = readdir(d))) {
 		if (de->d_name[0] == '.')
 			continue;

@@ -31,6 +31,7 @@
 #include <bpf/libbpf.h>
 
 #include "kcm.h"
+#define PROG "tx_bench"
 #include "progs.h"
 #include "bench_skmsg.skel.h"
 
@@ -731,21 +732,6 @@ static void usage(const char *prog, int status)
 	exit(status);
 }
 
-static uint64_t parse_num(const char *s, const char *what, uint64_t lo, uint64_t hi)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi) {
-		fprintf(stderr, "invalid %s '%s': expected %llu..%llu\n", what, s,
-			(unsigned long long)lo, (unsigned long long)hi);
-		exit(2);
-	}
-	return v;
-}
-
 /* "a,b,c" of numbers in [lo, hi]; returns how many. */
 static unsigned int parse_list(char *s, const char *what, uint64_t lo, uint64_t hi,
 			       uint64_t *out)
@@ -757,7 +743,7 @@ static unsigned int parse_list(char *s, const char *what, uint64_t lo, uint64_t 
 			fprintf(stderr, "invalid %s: at most %d values\n", what, MAX_LIST);
 			exit(2);
 		}
-		out[n++] = parse_num(tok, what, lo, hi);
+		out[n++] = parse_num(what, tok, lo, hi);
 	}
 	if (!n) {
 		fprintf(stderr, "invalid %s: empty list\n", what);
@@ -807,13 +793,13 @@ static void parse_args(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "s:t:r:z:b:c:V:fS:qjh", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			opt.senders = parse_num(optarg, "--senders", 1, MAX_SENDERS);
+			opt.senders = parse_num("--senders", optarg, 1, MAX_SENDERS);
 			break;
 		case 't':
-			opt.transports = parse_num(optarg, "--transports", 1, MAX_TRANSPORTS);
+			opt.transports = parse_num("--transports", optarg, 1, MAX_TRANSPORTS);
 			break;
 		case 'r':
-			opt.runs = parse_num(optarg, "--runs", 1, MAX_RUNS);
+			opt.runs = parse_num("--runs", optarg, 1, MAX_RUNS);
 			runs_set = true;
 			break;
 		case 'z':
@@ -827,7 +813,7 @@ static void parse_args(int argc, char **argv)
 				opt.sndbufs[i] = l[i];
 			break;
 		case 'c':
-			opt.count = parse_num(optarg, "--count", 1, 100000000);
+			opt.count = parse_num("--count", optarg, 1, 100000000);
 			break;
 		case 'V':
 			parse_variants(optarg);
@@ -836,7 +822,7 @@ static void parse_args(int argc, char **argv)
 			opt.full_check = true;
 			break;
 		case 'S':
-			opt.stall_s = parse_num(optarg, "--stall-s", 1, 3600);
+			opt.stall_s = parse_num("--stall-s", optarg, 1, 3600);
 			break;
 		case 'q':
 			opt.quick = true;

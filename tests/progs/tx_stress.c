@@ -25,6 +25,7 @@
 #include <stdbool.h>
 
 #include "kcm.h"
+#define PROG "tx_stress"
 #include "progs.h"
 
 #define MAX_SENDERS 64
@@ -281,21 +282,6 @@ static void usage(const char *prog, int status)
 	exit(status);
 }
 
-static uint64_t parse_num(const char *s, const char *what, uint64_t lo, uint64_t hi)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s || *end || s[0] == '-' || v < lo || v > hi) {
-		fprintf(stderr, "invalid %s '%s': expected %llu..%llu\n", what, s,
-			(unsigned long long)lo, (unsigned long long)hi);
-		exit(2);
-	}
-	return v;
-}
-
 static void parse_args(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -318,28 +304,28 @@ static void parse_args(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "s:t:c:b:m:r:w:S:njBh", lo, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			opt.senders = parse_num(optarg, "--senders", 1, MAX_SENDERS);
+			opt.senders = parse_num("--senders", optarg, 1, MAX_SENDERS);
 			break;
 		case 't':
-			opt.transports = parse_num(optarg, "--transports", 1, MAX_TRANSPORTS);
+			opt.transports = parse_num("--transports", optarg, 1, MAX_TRANSPORTS);
 			break;
 		case 'c':
-			opt.count = parse_num(optarg, "--count", 1, 1ull << 32);
+			opt.count = parse_num("--count", optarg, 1, 1ull << 32);
 			break;
 		case 'b':
-			opt.sndbuf = parse_num(optarg, "--sndbuf", 0, INT_MAX / 2);
+			opt.sndbuf = parse_num("--sndbuf", optarg, 0, INT_MAX / 2);
 			break;
 		case 'm':
-			opt.max_body = parse_num(optarg, "--max-body", 1, 16 << 20);
+			opt.max_body = parse_num("--max-body", optarg, 1, 16 << 20);
 			break;
 		case 'r':
-			opt.seed = parse_num(optarg, "--seed", 0, UINT64_MAX);
+			opt.seed = parse_num("--seed", optarg, 0, UINT64_MAX);
 			break;
 		case 'w':
-			opt.slow_ms = parse_num(optarg, "--slow-ms", 0, 600000);
+			opt.slow_ms = parse_num("--slow-ms", optarg, 0, 600000);
 			break;
 		case 'S':
-			opt.stall_s = parse_num(optarg, "--stall-s", 1, 3600);
+			opt.stall_s = parse_num("--stall-s", optarg, 1, 3600);
 			break;
 		case 'n':
 			opt.nonblock = true;

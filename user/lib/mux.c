@@ -398,6 +398,8 @@ int kcm_mux_unpin(const char *name)
 	closedir(d);
 	if (!err && rmdir(dir))
 		err = -errno;
+	if (!err)
+		kcm_pins_remove_root();
 	kcm_pins_unlock(lock);
 out:
 	if (err)

@@ -64,28 +64,47 @@ int kcm_bpffs_prepare(void)
 	return 0;
 }
 
+/*
+ * The lock is the folder itself. The last unpin removes the folder, so a waiter may
+ * get the lock of a folder that is gone: it then starts again on the new one.
+ */
 int kcm_pins_lock(void)
 {
+	struct stat held, now;
 	int fd, err;
 
-	err = kcm_bpffs_prepare();
-	if (err)
-		return err;
-	fd = open(KCM_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (flock(fd, LOCK_EX)) {
-		err = -errno;
+	for (int tries = 0; tries < 100; tries++) {
+		err = kcm_bpffs_prepare();
+		if (err)
+			return err;
+		fd = open(KCM_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == ENOENT)
+				continue;
+			return -errno;
+		}
+		if (flock(fd, LOCK_EX)) {
+			err = -errno;
+			close(fd);
+			return err;
+		}
+		if (!fstat(fd, &held) && !stat(KCM_PIN_ROOT, &now) && held.st_ino == now.st_ino &&
+		    held.st_dev == now.st_dev)
+			return fd;
 		close(fd);
-		return err;
 	}
-	return fd;
+	return -EAGAIN;
 }
 
 void kcm_pins_unlock(int fd)
 {
 	if (fd >= 0)
 		close(fd); /* drops the flock */
+}
+
+void kcm_pins_remove_root(void)
+{
+	rmdir(KCM_PIN_ROOT); /* only when empty; the caller holds the lock */
 }
 
 int kcm_pin_path(char *buf, size_t len, const char *name, const char *file)

@@ -36,6 +36,8 @@ int kcm_bpffs_prepare(void);
 /* Open KCM_PIN_ROOT and flock() it: one loader or library call changes pins at a time. */
 int kcm_pins_lock(void);
 void kcm_pins_unlock(int fd);
+/* Remove KCM_PIN_ROOT when no mux is left in it, so nothing stays in bpffs. */
+void kcm_pins_remove_root(void);
 /* snprintf KCM_PIN_ROOT/<name>[/<file>] into @buf. */
 int kcm_pin_path(char *buf, size_t len, const char *name, const char *file);
 

@@ -518,7 +518,7 @@ static enum outcome serve(struct kcm_mux *mux, int lfd, int sig_fd)
 	unsigned int idx[MAX_CONNS];
 
 	for (;;) {
-		uint64_t now = now_ns(), total = atomic_load(&total_msgs);
+		uint64_t now = now_ns(), total = atomic_load(&total_msgs), last;
 		unsigned int n = 0, base, live = 0;
 		int r;
 
@@ -528,7 +528,9 @@ static enum outcome serve(struct kcm_mux *mux, int lfd, int sig_fd)
 		}
 		for (unsigned int i = 0; i < nxp; i++)
 			live += !xp[i].failed && !xp[i].gone;
-		if (nxp == o.conns && !live && now - atomic_load(&last_msg_ns) > QUIET_NS)
+		/* a worker may have stored a time after @now: never let it wrap */
+		last = atomic_load(&last_msg_ns);
+		if (nxp == o.conns && !live && now > last && now - last > QUIET_NS)
 			return o.expect || nfailed < o.expect_errors ? ALL_GONE : DONE;
 		if (now >= deadline)
 			return TIMED_OUT;

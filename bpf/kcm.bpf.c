@@ -68,6 +68,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE); /* senders read the generation without a syscall */
 	__type(key, __u32);
 	__type(value, struct kcm_config);
 } mux_config SEC(".maps");

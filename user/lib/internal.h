@@ -21,7 +21,6 @@ struct kcm_transport {
 	int fd;
 	uint32_t slot;
 	uint64_t cookie;
-	bool owned;		/* attached by this process: fd is our dup */
 	atomic_bool dead;	/* a write failed: never chosen again */
 	pthread_mutex_t lock;	/* one message at a time on the wire */
 };
@@ -31,6 +30,7 @@ struct kcm_mux {
 	int map_fd[KCM_MAP_COUNT];
 	int prog_fd[KCM_PROG_COUNT];
 	struct kcm_config cfg;
+	const struct kcm_config *cfg_map; /* the config map, mmapped read-only */
 	struct kcm_framing framing;
 	char name[KCM_NAME_MAX];	/* pin name, "" when private */
 	int lock_fd;			/* bpffs folder for flock(), -1 when private */
@@ -70,6 +70,7 @@ int kcm_mux_lock(struct kcm_mux *mux);
 void kcm_mux_unlock(struct kcm_mux *mux);
 int kcm_config_bump(struct kcm_mux *mux);
 int kcm_config_read(struct kcm_mux *mux);
+uint32_t kcm_config_generation(struct kcm_mux *mux);
 
 /* members.c */
 int kcm_steer_sync(struct kcm_mux *mux);

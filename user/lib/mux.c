@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -66,6 +67,12 @@ static struct kcm_mux *mux_alloc(void)
 	return mux;
 }
 
+/* The fd of pin @i (see kcm_pin_file()). */
+static int *pin_fd(struct kcm_mux *mux, int i)
+{
+	return i < KCM_MAP_COUNT ? &mux->map_fd[i] : &mux->prog_fd[i - KCM_MAP_COUNT];
+}
+
 static void framing_from_cfg(struct kcm_mux *mux)
 {
 	mux->framing = (struct kcm_framing){
@@ -106,6 +113,22 @@ int kcm_config_read(struct kcm_mux *mux)
 	if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_CONFIG], &key, &mux->cfg))
 		return -errno;
 	return 0;
+}
+
+/* Changes on every attach and unattach; a plain load from the mmapped map. */
+uint32_t kcm_config_generation(struct kcm_mux *mux)
+{
+	if (mux->cfg_map)
+		return __atomic_load_n(&mux->cfg_map->generation, __ATOMIC_ACQUIRE);
+	return kcm_config_read(mux) ? mux->tx_generation : mux->cfg.generation;
+}
+
+static void config_map_mmap(struct kcm_mux *mux)
+{
+	void *p = mmap(NULL, sysconf(_SC_PAGESIZE), PROT_READ, MAP_SHARED,
+		       mux->map_fd[KCM_MAP_CONFIG], 0);
+
+	mux->cfg_map = p == MAP_FAILED ? NULL : p; /* NULL: read it with a syscall */
 }
 
 /* Caller holds the mux lock. */
@@ -167,10 +190,9 @@ static int mux_pin(struct kcm_mux *mux)
 	err = kcm_pin_path(path, sizeof(path), mux->name, NULL);
 	if (!err && mkdir(path, 0700))
 		err = kcm_fail(-errno, "failed to create %s", path); /* EEXIST: name taken */
-	for (int i = 0; !err && i < KCM_MAP_COUNT + KCM_PROG_COUNT; i++) {
-		bool is_map = i < KCM_MAP_COUNT;
-		const char *file = is_map ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
-		int fd = is_map ? mux->map_fd[i] : mux->prog_fd[i - KCM_MAP_COUNT];
+	for (int i = 0; !err && i < KCM_PIN_COUNT; i++) {
+		const char *file = kcm_pin_file(i);
+		int fd = *pin_fd(mux, i);
 
 		err = kcm_pin_path(path, sizeof(path), mux->name, file);
 		if (!err && bpf_obj_pin(fd, path))
@@ -245,6 +267,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *opts)
 	mux->prog_fd[KCM_PROG_PARSER] = bpf_program__fd(skel->progs.kcm_parser);
 	mux->prog_fd[KCM_PROG_VERDICT] = bpf_program__fd(skel->progs.kcm_verdict);
 	mux->prog_fd[KCM_PROG_REQUEUE] = bpf_program__fd(skel->progs.kcm_requeue);
+	config_map_mmap(mux);
 	err = mux_wire(mux);
 	if (!err && opts->pin_name) {
 		snprintf(mux->name, sizeof(mux->name), "%s", opts->pin_name);
@@ -277,9 +300,8 @@ struct kcm_mux *kcm_mux_open(const char *name)
 		goto fail;
 	}
 	snprintf(mux->name, sizeof(mux->name), "%s", name);
-	for (int i = 0; !err && i < KCM_MAP_COUNT + KCM_PROG_COUNT; i++) {
-		bool is_map = i < KCM_MAP_COUNT;
-		const char *file = is_map ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
+	for (int i = 0; !err && i < KCM_PIN_COUNT; i++) {
+		const char *file = kcm_pin_file(i);
 		int fd;
 
 		err = kcm_pin_path(path, sizeof(path), name, file);
@@ -292,10 +314,7 @@ struct kcm_mux *kcm_mux_open(const char *name)
 				kcm_fail(-errno, "failed to open %s", path);
 			break;
 		}
-		if (is_map)
-			mux->map_fd[i] = fd;
-		else
-			mux->prog_fd[i - KCM_MAP_COUNT] = fd;
+		*pin_fd(mux, i) = fd;
 	}
 	if (!err)
 		err = kcm_config_read(mux);
@@ -308,6 +327,7 @@ struct kcm_mux *kcm_mux_open(const char *name)
 		goto fail;
 	}
 	framing_from_cfg(mux);
+	config_map_mmap(mux);
 	mux->tx_generation = mux->cfg.generation - 1; /* import transports on first send */
 	return mux;
 fail:
@@ -337,6 +357,8 @@ void kcm_mux_close(struct kcm_mux *mux)
 		kcm_mux_unlock(mux);
 	}
 	kcm_tx_clear(mux);
+	if (mux->cfg_map)
+		munmap((void *)mux->cfg_map, sysconf(_SC_PAGESIZE));
 	if (mux->skel) {
 		kcm_bpf__destroy(mux->skel);
 	} else {

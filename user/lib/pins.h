@@ -29,6 +29,13 @@ enum kcm_prog_id {
 extern const char *const kcm_map_names[KCM_MAP_COUNT];
 extern const char *const kcm_prog_names[KCM_PROG_COUNT];
 
+/* Every pin of a mux: maps first (0 .. KCM_MAP_COUNT-1), then programs. */
+#define KCM_PIN_COUNT (KCM_MAP_COUNT + KCM_PROG_COUNT)
+static inline const char *kcm_pin_file(int i)
+{
+	return i < KCM_MAP_COUNT ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
+}
+
 /* 0 when @name is a valid mux name: [A-Za-z0-9_.-], 1..63 chars, not "." or "..". */
 int kcm_name_check(const char *name);
 /* Mount bpffs on KCM_BPFFS when it is not there; create KCM_PIN_ROOT (0700). */

@@ -101,7 +101,7 @@ static void size_rcvbuf(const struct kcm_config *cfg, int fd)
 	kcm_set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, want);
 }
 
-static int tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie, bool owned)
+static int tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie)
 {
 	struct kcm_transport *t = calloc(1, sizeof(*t));
 
@@ -110,7 +110,6 @@ static int tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie, b
 	t->fd = fd;
 	t->slot = slot;
 	t->cookie = cookie;
-	t->owned = owned;
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_rwlock_wrlock(&mux->tx_lock);
 	mux->tx[mux->ntx++] = t;
@@ -222,7 +221,7 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 		kcm_fail(slot, "failed to add socket (cookie %llu) to the transport map",
 			 (unsigned long long)cookie);
 	if (slot >= 0 && keep)
-		err = tx_add(mux, dup, slot, cookie, true);
+		err = tx_add(mux, dup, slot, cookie);
 	else
 		err = slot < 0 ? slot : 0;
 	if (slot >= 0 && err) { /* could not track it: undo */
@@ -311,14 +310,12 @@ int kcm_unattach(struct kcm_mux *mux, int tcpfd)
 int kcm_tx_refresh(struct kcm_mux *mux)
 {
 	struct kcm_transport_info info;
-	__u32 key = 0, gen;
+	__u32 gen;
 	__u64 cookie;
 
 	if (!mux->name[0])
 		return 0;
-	if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_CONFIG], &key, &mux->cfg))
-		return -errno;
-	gen = mux->cfg.generation;
+	gen = kcm_config_generation(mux);
 	if (gen == mux->tx_generation)
 		return 0;
 	pthread_mutex_lock(&mux->lock);
@@ -354,7 +351,7 @@ int kcm_tx_refresh(struct kcm_mux *mux)
 		fd = kcm_pidfd_getfd(info.pid, info.fd);
 		if (fd < 0)
 			continue; /* owner gone or not ours to take: receive still works */
-		if (kcm_sock_cookie(fd) != cookie || tx_add(mux, fd, slot, cookie, false))
+		if (kcm_sock_cookie(fd) != cookie || tx_add(mux, fd, slot, cookie))
 			close(fd);
 	}
 	mux->tx_generation = gen;

@@ -176,8 +176,8 @@ static const char *clean_reason(const char *name, char *buf, size_t len)
 	__u32 key = 0;
 	int fd;
 
-	for (int i = 0; i < KCM_MAP_COUNT + KCM_PROG_COUNT; i++) {
-		const char *f = i < KCM_MAP_COUNT ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
+	for (int i = 0; i < KCM_PIN_COUNT; i++) {
+		const char *f = kcm_pin_file(i);
 
 		kcm_pin_path(path, sizeof(path), name, f);
 		if (access(path, F_OK)) {

@@ -33,9 +33,9 @@ static void pinned_open(const char *name, struct pinned *p)
 	char path[256];
 
 	p->missing = 0;
-	for (int i = 0; i < KCM_MAP_COUNT + KCM_PROG_COUNT; i++) {
+	for (int i = 0; i < KCM_PIN_COUNT; i++) {
 		bool is_map = i < KCM_MAP_COUNT;
-		const char *f = is_map ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
+		const char *f = kcm_pin_file(i);
 		int fd;
 
 		kcm_pin_path(path, sizeof(path), name, f);

@@ -29,6 +29,10 @@ ALL_CFLAGS := $(CFLAGS) $(WARN) -std=gnu11 -D_GNU_SOURCE -fPIC -I$(OUTPUT) -Ibpf
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(OUTPUT) -Ibpf $(CLANG_BPF_SYS_INCLUDES) \
 	-Wall -Werror
 
+# Parser objects are built exactly as docs/parser-sdk.md tells users to: the SDK header,
+# no vmlinux.h.
+PARSER_CFLAGS := -g -O2 -target bpf -Ibpf $(CLANG_BPF_SYS_INCLUDES) -Wall -Werror
+
 SOVERSION := 0
 VERSION := 0.1.0
 
@@ -41,6 +45,9 @@ LOADER_SRCS := $(wildcard user/loader/*.c)
 LOADER_OBJS := $(patsubst user/loader/%.c,$(OUTPUT)/loader/%.o,$(LOADER_SRCS))
 PROG_SRCS := $(wildcard tests/progs/*.c)
 PROGS := $(patsubst tests/progs/%.c,$(OUTPUT)/tests/%,$(PROG_SRCS))
+PARSER_OBJS := $(patsubst bpf/parsers/%.bpf.c,$(OUTPUT)/parsers/%.bpf.o,$(wildcard bpf/parsers/*.bpf.c))
+TEST_PARSER_OBJS := $(patsubst tests/parsers/%.bpf.c,$(OUTPUT)/tests/parsers/%.bpf.o,\
+	$(wildcard tests/parsers/*.bpf.c))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNITS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/unit_%,$(UNIT_SRCS))
 
@@ -54,11 +61,12 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all clean test demo install deps bench check-deps
-.SECONDARY: $(BPF_OBJS)
+.SECONDARY: $(BPF_OBJS) $(PARSER_OBJS) $(TEST_PARSER_OBJS)
 
-all: $(OUTPUT)/libkcm.a $(OUTPUT)/libkcm.so $(OUTPUT)/kcm-loader $(BPF_OBJS) $(PROGS) $(UNITS)
+all: $(OUTPUT)/libkcm.a $(OUTPUT)/libkcm.so $(OUTPUT)/kcm-loader $(BPF_OBJS) $(PROGS) $(UNITS) \
+	$(PARSER_OBJS) $(TEST_PARSER_OBJS)
 
-$(OUTPUT) $(OUTPUT)/lib $(OUTPUT)/loader $(OUTPUT)/tests:
+$(OUTPUT) $(OUTPUT)/lib $(OUTPUT)/loader $(OUTPUT)/tests $(OUTPUT)/parsers $(OUTPUT)/tests/parsers:
 	$(Q)mkdir -p $@
 
 # vmlinux.h from the running kernel's BTF, else the vendored copy for this machine.
@@ -75,6 +83,15 @@ $(OUTPUT)/vmlinux.h: | $(OUTPUT)
 $(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/kcm_shared.h $(OUTPUT)/vmlinux.h | $(OUTPUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/parsers/%.bpf.o: bpf/parsers/%.bpf.c bpf/kcm_parser.h bpf/kcm_shared.h | $(OUTPUT)/parsers
+	$(call msg,PARSER,$@)
+	$(Q)$(CLANG) $(PARSER_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/tests/parsers/%.bpf.o: tests/parsers/%.bpf.c bpf/kcm_parser.h bpf/kcm_shared.h \
+		| $(OUTPUT)/tests/parsers
+	$(call msg,PARSER,$@)
+	$(Q)$(CLANG) $(PARSER_CFLAGS) -c $< -o $@
 
 $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
@@ -133,7 +150,7 @@ bench:
 install: all
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
 	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
-		$(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/kcm-bpf \
+		$(DESTDIR)$(PREFIX)/include/kcm-bpf $(DESTDIR)$(PREFIX)/lib/kcm-bpf/parsers \
 		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man3
 	$(Q)install -m 0755 $(OUTPUT)/kcm-loader $(DESTDIR)$(PREFIX)/bin/
 	$(Q)install -m 0644 $(OUTPUT)/libkcm.a $(DESTDIR)$(PREFIX)/lib/
@@ -142,6 +159,8 @@ install: all
 	$(Q)ln -sf libkcm.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libkcm.so
 	$(Q)install -m 0644 user/include/kcm.h $(DESTDIR)$(PREFIX)/include/
 	$(Q)install -m 0644 $(BPF_OBJS) $(DESTDIR)$(PREFIX)/lib/kcm-bpf/
+	$(Q)install -m 0644 $(PARSER_OBJS) $(DESTDIR)$(PREFIX)/lib/kcm-bpf/parsers/
+	$(Q)install -m 0644 bpf/kcm_parser.h bpf/kcm_shared.h $(DESTDIR)$(PREFIX)/include/kcm-bpf/
 	$(Q)install -m 0644 docs/kcm-loader.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	$(Q)install -m 0644 docs/libkcm.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' user/libkcm.pc.in \

@@ -87,6 +87,13 @@ struct {
 	__type(value, struct kcm_member_info);
 } member_info SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KCM_MAX_PARSERS);
+	__type(key, __u32);
+	__type(value, struct kcm_parser_info);
+} parsers SEC(".maps");
+
 static __always_inline struct kcm_counters *cnt(void)
 {
 	__u32 key = 0;

@@ -6,6 +6,7 @@
 #define KCM_MAX_TRANSPORTS 1024 /* slots in one mux's transport map */
 #define KCM_MAX_MEMBERS 64	/* KCM sockets in one mux's group */
 #define KCM_MAX_BATCH 64	/* messages one redirect may carry */
+#define KCM_MAX_PARSERS 16	/* parser programs (each with its transport map) in one mux */
 
 enum kcm_policy_id {
 	KCM_STEER_MESSAGES = 0, /* round-robin weighted by message count */
@@ -59,10 +60,10 @@ struct kcm_config {
 	__u32 generation;	/* bumped on every attach and unattach */
 	__u32 version;		/* KCM_CONFIG_VERSION */
 	__u32 owner_pid;	/* program whose exit should remove the pins; 0 = persistent */
-	__u32 pad;
+	__u32 parsers;		/* 1: parser programs, one message per redirect (see below) */
 };
 
-#define KCM_CONFIG_VERSION 1
+#define KCM_CONFIG_VERSION 2
 
 /* Who attached a transport (array indexed by transport slot). */
 struct kcm_transport_info {
@@ -72,7 +73,7 @@ struct kcm_transport_info {
 	__u16 family;		/* AF_INET or AF_INET6 */
 	__u16 local_port;
 	__u16 remote_port;
-	__u16 pad;
+	__u16 parser;		/* id of the parser whose transport map holds it */
 	__u8 local_addr[16];	/* IPv4 in the first 4 bytes */
 	__u8 remote_addr[16];
 };
@@ -82,6 +83,19 @@ struct kcm_member_info {
 	__u64 cookie;		/* SO_COOKIE; 0 = free slot */
 	__u32 pid;		/* process that made it */
 	__u32 enabled;		/* 0 after kcm_recv_disable() */
+};
+
+/*
+ * A parser program of a mux in parser mode (array indexed by parser id). Parser 0 is
+ * the default one, on the "transports" map; each other id has a transport map of its
+ * own, pinned as "transports.<id>", with the same verdict steering into the same group.
+ */
+struct kcm_parser_info {
+	__u32 prog_id;		/* 0 = free id */
+	__u32 pad;
+	__u8 tag[8];		/* BPF_TAG of the program: the same object loads to the same id */
+	char name[16];		/* program name */
+	char path[96];		/* object file it was loaded from (truncated) */
 };
 
 #endif /* KCM_SHARED_H */

@@ -67,9 +67,19 @@ struct kcm_mux_opts {
 	/* Pins outlive this process (kcm-loader create). Otherwise they belong to it, and
 	 * `kcm-loader clean` removes them once it has exited without kcm_mux_destroy(). */
 	bool persistent;
+	/*
+	 * Find messages with parser programs instead of @framing: the path of a parser
+	 * object (built with kcm_parser.h, see docs/parser-sdk.md) that kcm_attach() uses.
+	 * Transports can then have parsers of their own (kcm_parser_open()). Each redirect
+	 * carries one message (batch must be 0 or 1) and KCM sockets are loopback UDP
+	 * sockets that learn each message's length from the kernel (FIONREAD), so `lo`
+	 * must be up in the network namespace.
+	 */
+	const char *parser;
 };
 
 struct kcm_mux;
+struct mmsghdr;
 
 struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *opts);
 /* Open a mux pinned by kcm_mux_create() or kcm-loader (framing is read from the pins). */
@@ -88,6 +98,14 @@ int kcm_socket(struct kcm_mux *mux);
 int kcm_clone(int kcmfd);
 int kcm_close(int kcmfd);
 
+/* Load the stream parser in the BPF object at @path into a mux made with a parser:
+ * returns its parser id (>= 0) for kcm_attach_parser(), the same id when the same
+ * program is loaded already. Transports of every parser steer into the one group.
+ * EOPNOTSUPP: the mux uses a length prefix; see kcm_last_error() for objects refused. */
+int kcm_parser_open(struct kcm_mux *mux, const char *path);
+/* kcm_attach() with parser @parser_id (0: the mux's own parser). */
+int kcm_attach_parser(struct kcm_mux *mux, int tcpfd, int parser_id);
+
 /* Attach a connected TCP socket (the library keeps its own reference), or unattach it.
  * EOPNOTSUPP: not TCP or not connected; EALREADY: attached; ENOENT: not attached. */
 int kcm_attach(struct kcm_mux *mux, int tcpfd);
@@ -95,6 +113,8 @@ int kcm_attach(struct kcm_mux *mux, int tcpfd);
  * copy, e.g. from pidfd_getfd()); no reference is kept: the owner's fd keeps it alive,
  * and libkcm users of a pinned mux import it with pidfd_getfd() to transmit. */
 int kcm_attach_owned(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd);
+int kcm_attach_owned_parser(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
+			    int parser_id);
 int kcm_unattach(struct kcm_mux *mux, int tcpfd);
 /* Unattach by socket cookie (SO_COOKIE), for sockets this process has no fd of. */
 int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie);

@@ -29,6 +29,7 @@ struct kcm_mux {
 	struct kcm_bpf *skel;	/* NULL when opened from pins */
 	int map_fd[KCM_MAP_COUNT];
 	int prog_fd[KCM_PROG_COUNT];
+	int parser_map[KCM_MAX_PARSERS]; /* transport map of parser id > 0, -1 until opened */
 	struct kcm_config cfg;
 	const struct kcm_config *cfg_map; /* the config map, mmapped read-only */
 	struct kcm_framing framing;
@@ -71,6 +72,14 @@ void kcm_mux_unlock(struct kcm_mux *mux);
 int kcm_config_bump(struct kcm_mux *mux);
 int kcm_config_read(struct kcm_mux *mux);
 uint32_t kcm_config_generation(struct kcm_mux *mux);
+
+/* parser.c */
+int kcm_transport_map(struct kcm_mux *mux, unsigned int parser_id);
+int kcm_parser_load(struct kcm_mux *mux, const char *path, struct kcm_parser_info *info);
+int kcm_parser_record(struct kcm_mux *mux, unsigned int id, const struct kcm_parser_info *info);
+
+/* recv.c: length of the next queued message, -EAGAIN when none is */
+ssize_t kcm_next_len(struct kcm_sock *ks);
 
 /* members.c */
 int kcm_steer_sync(struct kcm_mux *mux);

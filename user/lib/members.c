@@ -5,6 +5,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -41,6 +43,30 @@ int kcm_steer_sync(struct kcm_mux *mux)
 	return 0;
 }
 
+/*
+ * With parser programs, a loopback UDP socket connected to itself: the kernel tells a
+ * UDP socket in a sockmap the length of its first queued message (FIONREAD), which is
+ * the only boundary left when no length prefix is known.
+ */
+static int udp_self_socket(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return kcm_fail(-errno, "failed to create a UDP socket for a KCM socket");
+	if (bind(fd, (struct sockaddr *)&a, alen) || getsockname(fd, (struct sockaddr *)&a, &alen) ||
+	    connect(fd, (struct sockaddr *)&a, alen)) {
+		int err = kcm_fail(-errno, "failed to bind a KCM socket to 127.0.0.1 (a mux with "
+				   "parser programs needs the loopback interface up)");
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
 /* A datagram socket connected to itself: kcm_recv_disable() requeues by writing to it. */
 static int member_socket(const struct kcm_config *cfg)
 {
@@ -48,6 +74,12 @@ static int member_socket(const struct kcm_config *cfg)
 	socklen_t alen = sizeof(sa_family_t);
 	int fd, err;
 
+	if (cfg->parsers) {
+		fd = udp_self_socket();
+		if (fd < 0)
+			return fd;
+		goto sized;
+	}
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -56,6 +88,7 @@ static int member_socket(const struct kcm_config *cfg)
 	alen = sizeof(a);
 	if (getsockname(fd, (struct sockaddr *)&a, &alen) || connect(fd, (struct sockaddr *)&a, alen))
 		goto fail;
+sized:
 	err = kcm_set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, cfg->member_rcvbuf);
 	/* Room to write back the largest message when receive is disabled. */
 	if (!err)

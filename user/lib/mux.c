@@ -19,10 +19,13 @@
 
 static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 {
-	const struct kcm_framing *f = &o->framing;
+	static const struct kcm_framing none = { .len_size = 1 };
+	const struct kcm_framing *f = o->parser ? &none : &o->framing;
 
 	if (o->sz < sizeof(*o))
 		return -EINVAL;
+	if (o->parser && o->batch > 1)
+		return -EINVAL; /* one message per redirect is how members learn lengths */
 	if (f->len_size != 1 && f->len_size != 2 && f->len_size != 3 && f->len_size != 4 &&
 	    f->len_size != 8)
 		return -EINVAL;
@@ -45,6 +48,7 @@ static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 		.transport_rcvbuf = o->transport_rcvbuf,
 		.member_rcvbuf = o->member_rcvbuf ? o->member_rcvbuf : 4 << 20,
 		.version = KCM_CONFIG_VERSION,
+		.parsers = o->parser != NULL,
 	};
 	if (cfg->max_msg < f->len_offset + f->len_size)
 		return -EINVAL;
@@ -61,6 +65,8 @@ static struct kcm_mux *mux_alloc(void)
 		mux->map_fd[i] = -1;
 	for (int i = 0; i < KCM_PROG_COUNT; i++)
 		mux->prog_fd[i] = -1;
+	for (int i = 0; i < KCM_MAX_PARSERS; i++)
+		mux->parser_map[i] = -1;
 	mux->lock_fd = -1;
 	pthread_mutex_init(&mux->lock, NULL);
 	pthread_rwlock_init(&mux->tx_lock, NULL);
@@ -145,7 +151,8 @@ int kcm_config_bump(struct kcm_mux *mux)
 	return 0;
 }
 
-static int mux_wire(struct kcm_mux *mux)
+/* @parser_fd: the program parsing the default transport map. */
+static int mux_wire(struct kcm_mux *mux, int parser_fd)
 {
 	static const struct {
 		int prog, map;
@@ -161,8 +168,9 @@ static int mux_wire(struct kcm_mux *mux)
 
 	/* Programs first: a socket takes its map's programs when it is inserted. */
 	for (size_t i = 0; i < sizeof(wires) / sizeof(wires[0]); i++) {
-		if (!bpf_prog_attach(mux->prog_fd[wires[i].prog], mux->map_fd[wires[i].map],
-				     wires[i].type, 0))
+		int prog = wires[i].prog == KCM_PROG_PARSER ? parser_fd : mux->prog_fd[wires[i].prog];
+
+		if (!bpf_prog_attach(prog, mux->map_fd[wires[i].map], wires[i].type, 0))
 			continue;
 		if (errno == EINVAL && wires[i].type == BPF_SK_SKB_STREAM_PARSER)
 			return kcm_fail(-errno, "failed to attach stream parser to %s map "
@@ -208,10 +216,11 @@ static int mux_pin(struct kcm_mux *mux)
 
 struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *opts)
 {
+	struct kcm_parser_info pinfo;
 	struct kcm_mux *mux = NULL;
 	struct kcm_config cfg;
 	struct kcm_bpf *skel;
-	int err;
+	int err, parser_fd = -1;
 
 	if (!opts) {
 		errno = EINVAL;
@@ -219,7 +228,9 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *opts)
 	}
 	err = opts_check(opts, &cfg);
 	if (err) {
-		kcm_fail(err, "invalid mux options");
+		kcm_fail(err, opts->parser && opts->batch > 1 ? "invalid mux options: a mux with "
+			 "parser programs delivers one message per redirect (batch 1)" :
+			 "invalid mux options");
 		goto fail;
 	}
 	if (opts->pin_name && !opts->persistent)
@@ -264,11 +275,20 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *opts)
 	mux->map_fd[KCM_MAP_CONFIG] = bpf_map__fd(skel->maps.mux_config);
 	mux->map_fd[KCM_MAP_TRANSPORT_INFO] = bpf_map__fd(skel->maps.transport_info);
 	mux->map_fd[KCM_MAP_MEMBER_INFO] = bpf_map__fd(skel->maps.member_info);
+	mux->map_fd[KCM_MAP_PARSERS] = bpf_map__fd(skel->maps.parsers);
 	mux->prog_fd[KCM_PROG_PARSER] = bpf_program__fd(skel->progs.kcm_parser);
 	mux->prog_fd[KCM_PROG_VERDICT] = bpf_program__fd(skel->progs.kcm_verdict);
 	mux->prog_fd[KCM_PROG_REQUEUE] = bpf_program__fd(skel->progs.kcm_requeue);
 	config_map_mmap(mux);
-	err = mux_wire(mux);
+	err = 0;
+	if (opts->parser) {
+		parser_fd = kcm_parser_load(mux, opts->parser, &pinfo);
+		err = parser_fd < 0 ? parser_fd : kcm_parser_record(mux, 0, &pinfo);
+	}
+	if (!err)
+		err = mux_wire(mux, opts->parser ? parser_fd : mux->prog_fd[KCM_PROG_PARSER]);
+	if (parser_fd >= 0)
+		close(parser_fd); /* the transport map holds it */
 	if (!err && opts->pin_name) {
 		snprintf(mux->name, sizeof(mux->name), "%s", opts->pin_name);
 		err = mux_pin(mux);
@@ -357,6 +377,9 @@ void kcm_mux_close(struct kcm_mux *mux)
 		kcm_mux_unlock(mux);
 	}
 	kcm_tx_clear(mux);
+	for (int i = 0; i < KCM_MAX_PARSERS; i++)
+		if (mux->parser_map[i] >= 0)
+			close(mux->parser_map[i]);
 	if (mux->cfg_map)
 		munmap((void *)mux->cfg_map, sysconf(_SC_PAGESIZE));
 	if (mux->skel) {

@@ -22,6 +22,7 @@ const char *const kcm_map_names[KCM_MAP_COUNT] = {
 	[KCM_MAP_CONFIG] = "config",
 	[KCM_MAP_TRANSPORT_INFO] = "transport_info",
 	[KCM_MAP_MEMBER_INFO] = "member_info",
+	[KCM_MAP_PARSERS] = "parsers",
 };
 
 const char *const kcm_prog_names[KCM_PROG_COUNT] = {

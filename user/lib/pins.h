@@ -15,6 +15,7 @@ enum kcm_map_id {
 	KCM_MAP_CONFIG,
 	KCM_MAP_TRANSPORT_INFO,
 	KCM_MAP_MEMBER_INFO,
+	KCM_MAP_PARSERS,
 	KCM_MAP_COUNT,
 };
 
@@ -35,6 +36,9 @@ static inline const char *kcm_pin_file(int i)
 {
 	return i < KCM_MAP_COUNT ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
 }
+
+/* Transport map of parser @id > 0: "transports.<id>" */
+#define KCM_PARSER_MAP_FMT "transports.%u"
 
 /* 0 when @name is a valid mux name: [A-Za-z0-9_.-], 1..63 chars, not "." or "..". */
 int kcm_name_check(const char *name);

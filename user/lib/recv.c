@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include "internal.h"
@@ -28,14 +29,26 @@ static int wait_readable(int fd)
 	return 0;
 }
 
+/* With parser programs each queued redirect is one message: the kernel has its length. */
+static ssize_t next_len_queued(struct kcm_sock *ks)
+{
+	int n = 0;
+
+	if (ioctl(ks->fd, FIONREAD, &n))
+		return -errno;
+	return n > 0 ? n : -EAGAIN;
+}
+
 /* Peek the length of the next message; -EAGAIN when none is queued. */
-static ssize_t next_len(struct kcm_sock *ks)
+ssize_t kcm_next_len(struct kcm_sock *ks)
 {
 	const struct kcm_mux *mux = ks->mux;
 	size_t hdr_end = mux->framing.len_offset + mux->framing.len_size;
 	unsigned char hdr[HDR_MAX];
 	ssize_t r;
 
+	if (mux->cfg.parsers)
+		return next_len_queued(ks);
 	for (;;) {
 		r = recv(ks->fd, hdr, hdr_end, MSG_PEEK | MSG_DONTWAIT);
 		if (r >= (ssize_t)hdr_end)
@@ -117,7 +130,7 @@ ssize_t kcm_recvmsg(int kcmfd, struct msghdr *msg, int flags)
 	for (;;) {
 		/* Never wait holding the lock: kcm_recv_disable() needs it to drain. */
 		pthread_mutex_lock(&ks->rlock);
-		len = next_len(ks);
+		len = kcm_next_len(ks);
 		if (len > 0)
 			len = read_exact(kcmfd, msg, len, &copied);
 		pthread_mutex_unlock(&ks->rlock);
@@ -208,6 +221,23 @@ static int recv_batch(struct kcm_sock *ks, struct mmsghdr *vec, unsigned int vle
 	return k;
 }
 
+/* Parser programs leave no length in the bytes to batch with: one message per call. */
+static int recv_each(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags)
+{
+	unsigned int k;
+
+	for (k = 0; k < vlen; k++) {
+		ssize_t r = kcm_recvmsg(kcmfd, &vec[k].msg_hdr, k ? flags | MSG_DONTWAIT : flags);
+
+		if (r < 0)
+			break;
+		vec[k].msg_len = r;
+	}
+	if (k == 0)
+		return -1;
+	return k;
+}
+
 int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags)
 {
 	struct kcm_sock *ks = kcm_registry_get(kcmfd);
@@ -219,6 +249,8 @@ int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	}
 	if (!vlen)
 		return 0;
+	if (ks->mux->cfg.parsers)
+		return recv_each(kcmfd, vec, vlen, flags);
 	for (;;) {
 		pthread_mutex_lock(&ks->rlock);
 		n = recv_batch(ks, vec, vlen, flags);

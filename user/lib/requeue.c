@@ -23,6 +23,11 @@ static void count_kept(struct kcm_sock *ks, struct kcm_requeue_report *rep)
 	if (!buf)
 		return;
 	n = recv(ks->fd, buf, cap, MSG_PEEK | MSG_DONTWAIT);
+	if (mux->cfg.parsers) { /* only the first message's length is visible */
+		rep->kept += n > 0;
+		rep->kept_bytes += n > 0 ? n : 0;
+		n = 0;
+	}
 	while (n > 0 && off < n) {
 		int64_t len = kcm_frame_length(&mux->framing, buf + off, n - off, mux->cfg.max_msg);
 
@@ -68,12 +73,10 @@ int kcm_recv_disable(int kcmfd, bool on, struct kcm_requeue_report *report)
 {
 	struct kcm_sock *ks = kcm_registry_get_checked(kcmfd);
 	struct kcm_requeue_report rep = { 0 };
-	unsigned char hdr[4096 + 8];
 	unsigned int others = 0;
-	int sndbuf = 0, err;
+	int sndbuf = 0, err, max_dgram;
 	socklen_t sl = sizeof(sndbuf);
 	unsigned char *buf = NULL;
-	size_t hdr_end;
 
 	if (!ks) {
 		errno = EBADF;
@@ -82,7 +85,6 @@ int kcm_recv_disable(int kcmfd, bool on, struct kcm_requeue_report *report)
 	err = set_enabled(ks, !on, &others);
 	if (err || !on)
 		goto out;
-	hdr_end = ks->mux->framing.len_offset + ks->mux->framing.len_size;
 	getsockopt(kcmfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
 	pthread_mutex_lock(&ks->rlock);
 	if (!others) {
@@ -90,17 +92,14 @@ int kcm_recv_disable(int kcmfd, bool on, struct kcm_requeue_report *report)
 		count_kept(ks, &rep);
 		goto unlock;
 	}
+	/* A unix datagram must fit the send buffer (less its 32-byte reserve); UDP 64 KiB. */
+	max_dgram = ks->mux->cfg.parsers ? 65507 : sndbuf - 32;
 	for (;;) {
-		ssize_t r = recv(kcmfd, hdr, hdr_end, MSG_PEEK | MSG_DONTWAIT);
-		int64_t len;
+		ssize_t len = kcm_next_len(ks);
 
-		if (r < (ssize_t)hdr_end)
-			break;
-		len = kcm_frame_length(&ks->mux->framing, hdr, hdr_end, ks->mux->cfg.max_msg);
 		if (len <= 0)
 			break;
-		/* A unix datagram must fit the send buffer (less its 32-byte reserve). */
-		if (len > sndbuf - 32) {
+		if (len > max_dgram) {
 			rep.kept_reason = EMSGSIZE;
 			count_kept(ks, &rep);
 			break;

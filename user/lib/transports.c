@@ -67,6 +67,17 @@ static void addr_info(int fd, struct kcm_transport_info *info)
 		addr_copy(&ss, info->remote_addr, &info->remote_port);
 }
 
+/* The cookie in @slot of the transport map of @info's parser; -ENOENT when empty. */
+static int transport_lookup(struct kcm_mux *mux, const struct kcm_transport_info *info,
+			    __u32 slot, __u64 *cookie)
+{
+	int map = kcm_transport_map(mux, info->parser);
+
+	if (map < 0)
+		return map;
+	return bpf_map_lookup_elem(map, &slot, cookie) ? -errno : 0;
+}
+
 /* Slot holding @cookie in the transport map, or -ENOENT. Caller holds the mux lock. */
 static int slot_of_cookie(struct kcm_mux *mux, uint64_t cookie)
 {
@@ -77,11 +88,24 @@ static int slot_of_cookie(struct kcm_mux *mux, uint64_t cookie)
 		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
 		    info.cookie != cookie)
 			continue;
-		if (!bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot, &cur) &&
-		    cur == cookie)
+		if (!transport_lookup(mux, &info, slot, &cur) && cur == cookie)
 			return slot;
 	}
 	return -ENOENT;
+}
+
+/* A free slot: no info, or its socket has left its parser's map (closed). */
+static int free_slot(struct kcm_mux *mux)
+{
+	struct kcm_transport_info info;
+	__u64 cur;
+
+	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		    !info.cookie || transport_lookup(mux, &info, slot, &cur))
+			return slot;
+	}
+	return -ENOSPC;
 }
 
 /* strparser fails messages longer than the receive buffer: make room for the largest. */
@@ -161,30 +185,33 @@ static void kick_parser(int fd)
 }
 
 /* Insert @fd; record who holds it. Caller holds the mux lock. Returns the slot. */
-static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid, int owner_fd)
+static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid, int owner_fd,
+			 int parser)
 {
-	struct kcm_transport_info info = { .cookie = cookie, .pid = pid, .fd = owner_fd };
-	__u64 fdval = fd, cur;
+	struct kcm_transport_info info = { .cookie = cookie, .pid = pid, .fd = owner_fd,
+					   .parser = parser };
+	int err, map = kcm_transport_map(mux, parser);
+	__u64 fdval = fd;
 	__u32 slot;
-	int err;
 
+	if (map < 0)
+		return map;
 	if (slot_of_cookie(mux, cookie) >= 0)
 		return -EALREADY;
-	for (slot = 0; slot < KCM_MAX_TRANSPORTS; slot++)
-		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot, &cur))
-			break;
-	if (slot == KCM_MAX_TRANSPORTS)
-		return -ENOSPC;
+	err = free_slot(mux);
+	if (err < 0)
+		return err;
+	slot = err;
 	size_rcvbuf(&mux->cfg, fd);
 	addr_info(fd, &info);
-	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot, &fdval, BPF_NOEXIST)) {
+	if (bpf_map_update_elem(map, &slot, &fdval, BPF_NOEXIST)) {
 		err = -errno;
 		/* EBUSY: another map's parser owns it, i.e. attached to another mux. */
 		return err == -EBUSY || err == -EEXIST ? -EALREADY : err;
 	}
 	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info, BPF_ANY)) {
 		err = -errno;
-		bpf_map_delete_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot);
+		bpf_map_delete_elem(map, &slot);
 		return err;
 	}
 	kick_parser(fd);
@@ -192,13 +219,17 @@ static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid
 	return err ? err : (int)slot;
 }
 
-static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd, bool keep)
+static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd, bool keep,
+		  int parser)
 {
 	uint64_t cookie;
 	int err, dup = -1, slot;
 
-	if (!mux)
+	if (!mux || parser < 0 || parser >= KCM_MAX_PARSERS)
 		return -EINVAL;
+	if (parser && !mux->cfg.parsers)
+		return kcm_fail(-EOPNOTSUPP, "this mux finds messages with a length prefix and has "
+				"no parser %d", parser);
 	err = check_tcp(tcpfd);
 	if (err)
 		return kcm_fail(err, err == -EOPNOTSUPP ? "fd %d is not a connected TCP socket" :
@@ -213,8 +244,10 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 	err = kcm_mux_lock(mux);
 	if (err)
 		goto fail;
-	slot = attach_locked(mux, tcpfd, cookie, owner_pid, owner_fd);
-	if (slot == -EALREADY)
+	slot = attach_locked(mux, tcpfd, cookie, owner_pid, owner_fd, parser);
+	if (slot == -ENOENT)
+		kcm_fail(slot, "mux has no parser %d (kcm_parser_open() gives ids)", parser);
+	else if (slot == -EALREADY)
 		kcm_fail(slot, "socket (cookie %llu) is already attached to a mux",
 			 (unsigned long long)cookie);
 	else if (slot < 0)
@@ -225,7 +258,7 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 	else
 		err = slot < 0 ? slot : 0;
 	if (slot >= 0 && err) { /* could not track it: undo */
-		bpf_map_delete_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &(__u32){ slot });
+		bpf_map_delete_elem(kcm_transport_map(mux, parser), &(__u32){ slot });
 		kcm_config_bump(mux);
 	}
 	if (!err && keep)
@@ -241,7 +274,12 @@ fail:
 
 int kcm_attach(struct kcm_mux *mux, int tcpfd)
 {
-	int err = attach(mux, tcpfd, getpid(), -1, true);
+	return kcm_attach_parser(mux, tcpfd, 0);
+}
+
+int kcm_attach_parser(struct kcm_mux *mux, int tcpfd, int parser_id)
+{
+	int err = attach(mux, tcpfd, getpid(), -1, true, parser_id);
 
 	if (err)
 		errno = -err;
@@ -250,7 +288,13 @@ int kcm_attach(struct kcm_mux *mux, int tcpfd)
 
 int kcm_attach_owned(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd)
 {
-	int err = attach(mux, tcpfd, owner_pid, owner_fd, false);
+	return kcm_attach_owned_parser(mux, tcpfd, owner_pid, owner_fd, 0);
+}
+
+int kcm_attach_owned_parser(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
+			    int parser_id)
+{
+	int err = attach(mux, tcpfd, owner_pid, owner_fd, false, parser_id);
 
 	if (err)
 		errno = -err;
@@ -273,9 +317,11 @@ int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie)
 	if (slot < 0) {
 		err = slot;
 	} else {
+		struct kcm_transport_info info = { 0 };
 		__u32 key = slot;
 
-		if (bpf_map_delete_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &key))
+		bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &key, &info);
+		if (bpf_map_delete_elem(kcm_transport_map(mux, info.parser), &key))
 			err = -errno;
 		bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &key, &none, BPF_ANY);
 		if (!err)
@@ -324,8 +370,8 @@ int kcm_tx_refresh(struct kcm_mux *mux)
 	for (unsigned int i = 0; i < mux->ntx;) {
 		struct kcm_transport *t = mux->tx[i];
 
-		if (!bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &t->slot, &cookie) &&
-		    cookie == t->cookie) {
+		if (!bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &t->slot, &info) &&
+		    !transport_lookup(mux, &info, t->slot, &cookie) && cookie == t->cookie) {
 			i++;
 			continue;
 		}
@@ -338,8 +384,8 @@ int kcm_tx_refresh(struct kcm_mux *mux)
 		bool known = false;
 		int fd;
 
-		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORTS], &slot, &cookie) ||
-		    bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		    !info.cookie || transport_lookup(mux, &info, slot, &cookie) ||
 		    info.cookie != cookie)
 			continue;
 		pthread_rwlock_rdlock(&mux->tx_lock);

@@ -2,6 +2,7 @@
 /* kcm-loader attach and unattach: transports from other processes, via pidfd_getfd. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,6 +21,7 @@
 struct target {
 	uint64_t pid, fd, cookie;
 	bool have_pid, have_fd, have_cookie;
+	char parser[PATH_MAX];	/* --prog or --frame */
 };
 
 /* This process's copy of fd @fd of process @pid, or -errno after saying why not. */
@@ -46,15 +48,25 @@ static int parse_target(const char *cmd, int argc, char **argv, struct target *t
 		{ "pid", required_argument, NULL, 'p' },
 		{ "fd", required_argument, NULL, 'f' },
 		{ "cookie", required_argument, NULL, 'c' },
+		{ "prog", required_argument, NULL, 'P' },
+		{ "frame", required_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	int c;
+	int c, err;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'P':
+		case 'F':
+			if (strcmp(cmd, "attach"))
+				return usage_error(cmd, "unknown option");
+			err = parser_option(cmd, c, optarg, t->parser, sizeof(t->parser));
+			if (err)
+				return err;
+			break;
 		case 'p':
 			if (parse_u64(optarg, 1, 0x3fffffff, &t->pid))
 				return usage_error(cmd, "invalid --pid '%s'", optarg);
@@ -89,11 +101,15 @@ static int parse_target(const char *cmd, int argc, char **argv, struct target *t
 
 static void attach_help(void)
 {
-	printf("Usage: kcm-loader attach NAME --pid PID --fd FD [--json]\n\n"
+	printf("Usage: kcm-loader attach NAME --pid PID --fd FD [--prog OBJ | --frame P] [--json]\n\n"
 	       "Attach TCP socket FD of process PID to mux NAME (pidfd_getfd). The process\n"
 	       "keeps its fd and the socket; its incoming messages now go to the mux's KCM\n"
 	       "sockets, and libkcm users of the mux may send on it. Bytes already queued on\n"
-	       "the socket are parsed too.\n");
+	       "the socket are parsed too.\n\n"
+	       "  --prog OBJ    parse this socket with the stream parser in BPF object OBJ\n"
+	       "                (the mux must have been created with --prog or --frame); it\n"
+	       "                gets a transport map of its own, steering into the same group\n"
+	       "  --frame NAME  --prog with a shipped parser (`kcm-loader parsers`)\n");
 }
 
 static void unattach_help(void)
@@ -108,7 +124,7 @@ int cmd_attach(int argc, char **argv)
 	struct target t = { 0 };
 	struct kcm_mux *mux;
 	const char *name;
-	int err, fd;
+	int err, fd, parser;
 
 	err = parse_target("attach", argc, argv, &t, attach_help);
 	if (err)
@@ -124,7 +140,14 @@ int cmd_attach(int argc, char **argv)
 		close(fd);
 		return fail_lib("failed to open mux", errno);
 	}
-	err = kcm_attach_owned(mux, fd, t.pid, t.fd) ? errno : 0;
+	parser = t.parser[0] ? kcm_parser_open(mux, t.parser) : 0;
+	if (parser < 0) {
+		err = errno;
+		close(fd);
+		kcm_mux_close(mux);
+		return fail_lib("failed to load the parser", err);
+	}
+	err = kcm_attach_owned_parser(mux, fd, t.pid, t.fd, parser) ? errno : 0;
 	if (!err) {
 		uint64_t cookie = 0;
 		socklen_t len = sizeof(cookie);
@@ -136,12 +159,13 @@ int cmd_attach(int argc, char **argv)
 			json_uint("pid", t.pid);
 			json_uint("fd", t.fd);
 			json_uint("cookie", cookie);
+			json_uint("parser", parser);
 			json_end_object();
 			json_done();
 		} else {
-			printf("attached fd %llu of pid %llu (cookie %llu) to mux '%s'\n",
+			printf("attached fd %llu of pid %llu (cookie %llu) to mux '%s' (parser %d)\n",
 			       (unsigned long long)t.fd, (unsigned long long)t.pid,
-			       (unsigned long long)cookie, name);
+			       (unsigned long long)cookie, name, parser);
 		}
 	}
 	close(fd);

@@ -23,6 +23,10 @@ static void create_help(FILE *f)
 		"  --framing SPEC        length prefix: u<bits><be|le>[+-adjust][@offset], e.g.\n"
 		"                        u32be+4 (Thrift, default), u16be+2 (DNS), u24be+9@0 (HTTP/2),\n"
 		"                        or a preset: thrift, dns, http2, kafka\n"
+		"  --prog OBJ            find messages with the stream parser in BPF object OBJ\n"
+		"                        (written with kcm_parser.h, see docs/parser-sdk.md);\n"
+		"                        transports may then have parsers of their own\n"
+		"  --frame NAME          --prog with a shipped parser (`kcm-loader parsers`)\n"
 		"  --max SIZE            largest message (default 64K; K, M suffixes)\n"
 		"  --batch N             messages one redirect may carry, 1-%d (default 1: strict\n"
 		"                        per-message balance; more is faster, balance within N)\n"
@@ -39,6 +43,8 @@ int cmd_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "framing", required_argument, NULL, 'f' },
+		{ "prog", required_argument, NULL, 'P' },
+		{ "frame", required_argument, NULL, 'F' },
 		{ "max", required_argument, NULL, 'm' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "policy", required_argument, NULL, 'p' },
@@ -51,9 +57,10 @@ int cmd_create(int argc, char **argv)
 	struct kcm_mux_opts o = { .sz = sizeof(o), .framing = KCM_FRAMING_THRIFT,
 				  .persistent = true };
 	struct kcm_mux *mux;
-	char spec[64];
+	char spec[64], parser[PATH_MAX] = "";
+	bool have_framing = false;
 	uint64_t v;
-	int c;
+	int c, err;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
@@ -61,6 +68,14 @@ int cmd_create(int argc, char **argv)
 		case 'f':
 			if (kcm_framing_parse(optarg, &o.framing))
 				return usage_error("create", "invalid --framing '%s'", optarg);
+			have_framing = true;
+			break;
+		case 'P':
+		case 'F':
+			err = parser_option("create", c, optarg, parser, sizeof(parser));
+			if (err)
+				return err;
+			o.parser = parser;
 			break;
 		case 'm':
 			if (parse_size(optarg, 1, 256 << 20, &v))
@@ -107,6 +122,11 @@ int cmd_create(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage_error("create", "expected one NAME");
+	if (o.parser && have_framing)
+		return usage_error("create", "--framing and --prog/--frame exclude each other");
+	if (o.parser && o.batch > 1)
+		return usage_error("create", "--batch %u: a mux with a parser program delivers one "
+				   "message per redirect", o.batch);
 	o.pin_name = argv[optind];
 	if (kcm_name_check(o.pin_name))
 		return usage_error("create", "invalid name '%s': 1-63 of [A-Za-z0-9_.-]", o.pin_name);
@@ -119,6 +139,8 @@ int cmd_create(int argc, char **argv)
 	}
 	kcm_mux_close(mux);
 	kcm_framing_format(&o.framing, spec, sizeof(spec));
+	if (o.parser)
+		snprintf(spec, sizeof(spec), "parser %.50s", parser);
 	if (env.json) {
 		char path[256];
 
@@ -126,7 +148,9 @@ int cmd_create(int argc, char **argv)
 		json_start_object(NULL);
 		json_string("name", o.pin_name);
 		json_string("path", path);
-		json_string("framing", spec);
+		json_string("framing", o.parser ? "parsers" : spec);
+		if (o.parser)
+			json_string("parser", parser);
 		json_end_object();
 		json_done();
 	} else {

@@ -24,6 +24,8 @@
 struct pinned {
 	int map[KCM_MAP_COUNT];
 	int prog[KCM_PROG_COUNT];
+	int parser_map[KCM_MAX_PARSERS];	/* [0]: map[KCM_MAP_TRANSPORTS]; -1 none */
+	struct kcm_parser_info parser[KCM_MAX_PARSERS];
 	int missing;
 	char first_missing[32];
 };
@@ -47,6 +49,21 @@ static void pinned_open(const char *name, struct pinned *p)
 		else
 			p->prog[i - KCM_MAP_COUNT] = fd;
 	}
+	p->parser_map[0] = p->map[KCM_MAP_TRANSPORTS];
+	for (__u32 id = 0; id < KCM_MAX_PARSERS; id++) {
+		char file[32];
+
+		if (id)
+			p->parser_map[id] = -1;
+		if (p->map[KCM_MAP_PARSERS] < 0 ||
+		    bpf_map_lookup_elem(p->map[KCM_MAP_PARSERS], &id, &p->parser[id]))
+			memset(&p->parser[id], 0, sizeof(p->parser[id]));
+		if (!id || !p->parser[id].prog_id)
+			continue;
+		snprintf(file, sizeof(file), KCM_PARSER_MAP_FMT, id);
+		kcm_pin_path(path, sizeof(path), name, file);
+		p->parser_map[id] = bpf_obj_get(path);
+	}
 }
 
 static void pinned_close(struct pinned *p)
@@ -57,6 +74,9 @@ static void pinned_close(struct pinned *p)
 	for (int i = 0; i < KCM_PROG_COUNT; i++)
 		if (p->prog[i] >= 0)
 			close(p->prog[i]);
+	for (int i = 1; i < KCM_MAX_PARSERS; i++)
+		if (p->parser_map[i] >= 0)
+			close(p->parser_map[i]);
 }
 
 static const char *attach_name(enum bpf_attach_type t)
@@ -75,11 +95,11 @@ static __u32 prog_id(int fd)
 	return info.id;
 }
 
-/* Programs attached to @map_fd as reported by the kernel; @want is the pinned one. */
-static void show_attached(const char *map, int map_fd, enum bpf_attach_type type, int want_fd,
+/* Programs attached to @map_fd as reported by the kernel; @want is the expected one. */
+static void show_attached(const char *map, int map_fd, enum bpf_attach_type type, __u32 want,
 			  int *problems)
 {
-	__u32 ids[4] = { 0 }, cnt = 4, flags = 0, want = prog_id(want_fd);
+	__u32 ids[4] = { 0 }, cnt = 4, flags = 0;
 	char pname[BPF_OBJ_NAME_LEN] = "-";
 	bool ok;
 
@@ -132,9 +152,10 @@ static void show_transports(struct pinned *p, int *stale)
 	else
 		printf("  transports:\n");
 	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
-		bool in_map = !bpf_map_lookup_elem(p->map[KCM_MAP_TRANSPORTS], &slot, &cookie);
 		bool has_info = !bpf_map_lookup_elem(p->map[KCM_MAP_TRANSPORT_INFO], &slot, &info) &&
 				info.cookie;
+		int map = p->parser_map[has_info && info.parser < KCM_MAX_PARSERS ? info.parser : 0];
+		bool in_map = map >= 0 && !bpf_map_lookup_elem(map, &slot, &cookie);
 		const char *state;
 
 		if (!in_map && !has_info)
@@ -157,11 +178,12 @@ static void show_transports(struct pinned *p, int *stale)
 			json_uint("pid", info.pid);
 			json_int("fd", info.fd);
 			json_bool("owner_alive", pid_alive(info.pid));
+			json_uint("parser", info.parser);
 			json_end_object();
 		} else {
-			printf("    slot %-4u cookie %-8llu %s -> %s  pid %u fd %d  %s\n", slot,
-			       (unsigned long long)(in_map ? cookie : info.cookie), local, remote,
-			       info.pid, info.fd, state);
+			printf("    slot %-4u cookie %-8llu %s -> %s  pid %u fd %d  parser %u  %s\n",
+			       slot, (unsigned long long)(in_map ? cookie : info.cookie), local, remote,
+			       info.pid, info.fd, info.parser, state);
 		}
 	}
 	if (env.json)
@@ -256,6 +278,32 @@ static void show_counters(struct pinned *p, int ncpu)
 	}
 }
 
+static void show_parsers(struct pinned *p)
+{
+	if (env.json)
+		json_start_array("parsers");
+	else
+		printf("  parsers:\n");
+	for (int id = 0; id < KCM_MAX_PARSERS; id++) {
+		const struct kcm_parser_info *pi = &p->parser[id];
+
+		if (!pi->prog_id)
+			continue;
+		if (env.json) {
+			json_start_object(NULL);
+			json_uint("id", id);
+			json_string("name", pi->name);
+			json_uint("prog_id", pi->prog_id);
+			json_string("object", pi->path);
+			json_end_object();
+		} else {
+			printf("    %-3d %-16s prog %-6u %s\n", id, pi->name, pi->prog_id, pi->path);
+		}
+	}
+	if (env.json)
+		json_end_array();
+}
+
 /* Returns 0 when the mux is healthy, 1 when something is stale or missing. */
 static int show_mux(const char *name, int ncpu)
 {
@@ -272,6 +320,8 @@ static int show_mux(const char *name, int ncpu)
 		f = (struct kcm_framing){ cfg.len_offset, cfg.len_size, cfg.big_endian,
 					  cfg.len_adjust };
 		kcm_framing_format(&f, spec, sizeof(spec));
+		if (cfg.parsers)
+			snprintf(spec, sizeof(spec), "parsers");
 	}
 	state = p.missing ? "incomplete" :
 		cfg.owner_pid && !pid_alive(cfg.owner_pid) ? "orphaned" : "ok";
@@ -306,13 +356,31 @@ static int show_mux(const char *name, int ncpu)
 	else
 		printf("  programs (as the kernel reports them):\n");
 	show_attached("transports", p.map[KCM_MAP_TRANSPORTS], BPF_SK_SKB_STREAM_PARSER,
-		      p.prog[KCM_PROG_PARSER], &problems);
+		      cfg.parsers ? p.parser[0].prog_id : prog_id(p.prog[KCM_PROG_PARSER]),
+		      &problems);
 	show_attached("transports", p.map[KCM_MAP_TRANSPORTS], BPF_SK_SKB_STREAM_VERDICT,
-		      p.prog[KCM_PROG_VERDICT], &problems);
+		      prog_id(p.prog[KCM_PROG_VERDICT]), &problems);
+	for (int id = 1; id < KCM_MAX_PARSERS; id++) {
+		char map[32];
+
+		if (!p.parser[id].prog_id)
+			continue;
+		snprintf(map, sizeof(map), KCM_PARSER_MAP_FMT, id);
+		if (p.parser_map[id] < 0) {
+			problems++;
+			continue;
+		}
+		show_attached(map, p.parser_map[id], BPF_SK_SKB_STREAM_PARSER, p.parser[id].prog_id,
+			      &problems);
+		show_attached(map, p.parser_map[id], BPF_SK_SKB_STREAM_VERDICT,
+			      prog_id(p.prog[KCM_PROG_VERDICT]), &problems);
+	}
 	show_attached("group", p.map[KCM_MAP_GROUP], BPF_SK_SKB_STREAM_VERDICT,
-		      p.prog[KCM_PROG_REQUEUE], &problems);
+		      prog_id(p.prog[KCM_PROG_REQUEUE]), &problems);
 	if (env.json)
 		json_end_array();
+	if (cfg.parsers)
+		show_parsers(&p);
 	show_transports(&p, &stale);
 	show_members(&p, ncpu, &stale);
 	show_counters(&p, ncpu);

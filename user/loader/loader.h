@@ -35,5 +35,11 @@ int cmd_clean(int argc, char **argv);
 int cmd_attach(int argc, char **argv);
 int cmd_unattach(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_parsers(int argc, char **argv);
+
+/* The path of shipped parser NAME (--frame NAME): 0, -ENOENT or -EINVAL. */
+int parser_resolve(const char *name, char *out, size_t len);
+/* --prog PATH or --frame NAME into @out; EXIT_OK or a usage/failure exit code. */
+int parser_option(const char *cmd, int opt, const char *arg, char *out, size_t len);
 
 #endif /* KCM_LOADER_H */

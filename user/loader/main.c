@@ -22,9 +22,10 @@ static const struct cmd {
 	int (*fn)(int argc, char **argv);
 	const char *summary;
 } cmds[] = {
-	{ "create", cmd_create, "create NAME [--framing SPEC] [--max SIZE] ...   load and pin a mux" },
-	{ "attach", cmd_attach, "attach NAME --pid PID --fd FD   add another process's TCP socket" },
+	{ "create", cmd_create, "create NAME [--framing SPEC | --prog OBJ | --frame P] ...  load and pin a mux" },
+	{ "attach", cmd_attach, "attach NAME --pid PID --fd FD [--prog OBJ | --frame P]   add a TCP socket" },
 	{ "unattach", cmd_unattach, "unattach NAME (--pid PID --fd FD | --cookie C)" },
+	{ "parsers", cmd_parsers, "parsers [--json]                list the shipped parsers (--frame)" },
 	{ "status", cmd_status, "status [NAME] [--json]          show what is really attached" },
 	{ "destroy", cmd_destroy, "destroy NAME                    unpin a mux (gone when unused)" },
 	{ "clean", cmd_clean, "clean [--all] [--dry-run]       remove what crashed runs left" },
@@ -107,6 +108,9 @@ static void print_bpf_log_tail(void)
 int fail_lib(const char *what, int err)
 {
 	const char *detail = kcm_last_error(), *h = hint(err);
+
+	if (detail && strstr(detail, "the verifier rejected"))
+		h = NULL; /* the verifier's EACCES is about the program, not privileges */
 
 	print_bpf_log_tail();
 	if (detail && *detail)

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The kcm-bpf parser SDK: write a message parser as one function over message-relative
+ * offsets, and `kcm-loader attach --prog` (or kcm_parser_open()) attaches it to a mux.
+ *
+ *	#include <kcm_parser.h>
+ *
+ *	KCM_PARSER(thrift)
+ *	{
+ *		return kcm_load_be32(ctx, 0) + 4;
+ *	}
+ *
+ * Offset 0 is the first byte of the current message, wherever strparser keeps it in the
+ * skb. A load past the bytes received so far makes the parser report "need more data";
+ * the function's return value is then ignored and strparser calls again when more bytes
+ * arrive. Return the whole length of the message (header included), or a negative errno
+ * (-EBADMSG for a frame that cannot be valid). The SDK turns a length above the mux's
+ * max_msg_size into -EMSGSIZE and a length of 0 or less into -EBADMSG; both are posted
+ * on the transport as SO_ERROR, and the other transports carry on.
+ *
+ * Build: clang -O2 -g -target bpf -I/usr/include/$(uname -m)-linux-gnu \
+ *		-I<prefix>/include/kcm-bpf -c parser.bpf.c -o parser.bpf.o
+ * See docs/parser-sdk.md.
+ */
+#ifndef KCM_PARSER_H
+#define KCM_PARSER_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "kcm_shared.h"
+
+#ifndef EIO
+#define EIO 5
+#endif
+#ifndef EBADMSG
+#define EBADMSG 74
+#endif
+#ifndef EMSGSIZE
+#define EMSGSIZE 90
+#endif
+
+/* What a parser function sees: the current message and how much of it has arrived. */
+struct kcm_ctx {
+	struct __sk_buff *skb;
+	__u32 base;		/* offset of the message in the skb (strparser's) */
+	__u32 avail;		/* bytes of the message received so far */
+	__u32 need_more;	/* a load went past @avail */
+	__s32 error;		/* a load failed: -EIO */
+};
+
+/* The mux's config and counters: kcm-loader and libkcm share the mux's own maps with the
+ * parser object (bpf_map__reuse_fd), so the limits and counters are the mux's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct kcm_config);
+} kcm_mux_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kcm_counters);
+} kcm_counters SEC(".maps");
+
+/* CO-RE views of the kernel structures that hold strparser's message offset. */
+struct strp_msg___kcm {
+	int full_len;
+	int offset;
+} __attribute__((preserve_access_index));
+
+struct _strp_msg___kcm {
+	struct strp_msg___kcm strp;
+} __attribute__((preserve_access_index));
+
+struct sk_skb_cb___kcm {
+	struct _strp_msg___kcm strp;
+} __attribute__((preserve_access_index));
+
+struct sk_buff___kcm {
+	char cb[48];
+} __attribute__((preserve_access_index));
+
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+
+/* Bytes of the current message received so far. */
+static __always_inline __u32 kcm_avail(const struct kcm_ctx *ctx)
+{
+	return ctx->avail;
+}
+
+/* Copy @n bytes at message offset @off into @dst: 0, or -1 when they have not all
+ * arrived (the parser then reports "need more data") or cannot be read. */
+static __always_inline int kcm_load_bytes(struct kcm_ctx *ctx, __u32 off, void *dst, __u32 n)
+{
+	if (off > ctx->avail || n > ctx->avail - off) {
+		ctx->need_more = 1;
+		return -1;
+	}
+	if (bpf_skb_load_bytes(ctx->skb, ctx->base + off, dst, n)) {
+		ctx->error = -EIO;
+		return -1;
+	}
+	return 0;
+}
+
+static __always_inline __u32 kcm_load_u8(struct kcm_ctx *ctx, __u32 off)
+{
+	__u8 b = 0;
+
+	kcm_load_bytes(ctx, off, &b, 1);
+	return b;
+}
+
+static __always_inline __u32 kcm_load_be16(struct kcm_ctx *ctx, __u32 off)
+{
+	__u8 b[2] = {};
+
+	kcm_load_bytes(ctx, off, b, 2);
+	return (__u32)b[0] << 8 | b[1];
+}
+
+static __always_inline __u32 kcm_load_be24(struct kcm_ctx *ctx, __u32 off)
+{
+	__u8 b[3] = {};
+
+	kcm_load_bytes(ctx, off, b, 3);
+	return (__u32)b[0] << 16 | (__u32)b[1] << 8 | b[2];
+}
+
+static __always_inline __u32 kcm_load_be32(struct kcm_ctx *ctx, __u32 off)
+{
+	__u8 b[4] = {};
+
+	kcm_load_bytes(ctx, off, b, 4);
+	return (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
+}
+
+static __always_inline __u32 kcm_load_le16(struct kcm_ctx *ctx, __u32 off)
+{
+	__u8 b[2] = {};
+
+	kcm_load_bytes(ctx, off, b, 2);
+	return (__u32)b[1] << 8 | b[0];
+}
+
+static __always_inline __u32 kcm_load_le32(struct kcm_ctx *ctx, __u32 off)
+{
+	__u8 b[4] = {};
+
+	kcm_load_bytes(ctx, off, b, 4);
+	return (__u32)b[3] << 24 | (__u32)b[2] << 16 | (__u32)b[1] << 8 | b[0];
+}
+
+static __always_inline __u64 kcm_load_be64(struct kcm_ctx *ctx, __u32 off)
+{
+	return (__u64)kcm_load_be32(ctx, off) << 32 | kcm_load_be32(ctx, off + 4);
+}
+
+/* Internals of KCM_PARSER(): find the message, then judge the function's answer. */
+static __always_inline void kcm__begin(struct kcm_ctx *ctx, struct __sk_buff *skb)
+{
+	struct sk_buff___kcm *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sk_skb_cb___kcm *cb = (void *)kskb->cb;
+	int off = 0;
+
+	bpf_probe_read_kernel(&off, sizeof(off), &cb->strp.strp.offset);
+	ctx->skb = skb;
+	ctx->base = off > 0 ? off : 0;
+	ctx->avail = skb->len > ctx->base ? skb->len - ctx->base : 0;
+}
+
+static __always_inline int kcm__finish(struct kcm_ctx *ctx, __s64 len)
+{
+	__u32 key = 0, max = 0;
+	struct kcm_config *cfg = bpf_map_lookup_elem(&kcm_mux_config, &key);
+	struct kcm_counters *c = bpf_map_lookup_elem(&kcm_counters, &key);
+
+	if (ctx->error)
+		return ctx->error;
+	if (ctx->need_more) {
+		if (c)
+			c->need_more_hdr++;
+		return 0;
+	}
+	if (cfg)
+		max = cfg->max_msg;
+	if (len > 0 && (!max || len <= max))
+		return (int)len;
+	if (len > 0 || len == -EMSGSIZE) {
+		if (c)
+			c->err_too_big++;
+		return -EMSGSIZE;
+	}
+	if (c)
+		c->err_bad_len++;
+	return len < 0 && len >= -4095 ? (int)len : -EBADMSG;
+}
+
+/*
+ * Define parser @name: the body computes the whole length of the message that starts at
+ * offset 0, reading it with kcm_load_*(ctx, offset). The program is the object's
+ * SEC("sk_skb/stream_parser"); kcm-loader lists it under @name.
+ */
+#define KCM_PARSER(name)							\
+	static __always_inline __s64 kcm__parse_##name(struct kcm_ctx *ctx);	\
+	SEC("sk_skb/stream_parser")						\
+	int name(struct __sk_buff *skb)						\
+	{									\
+		struct kcm_ctx ctx = {};					\
+		__s64 len;							\
+									\
+		kcm__begin(&ctx, skb);						\
+		if (!ctx.avail)							\
+			return 0;						\
+		len = kcm__parse_##name(&ctx);					\
+		return kcm__finish(&ctx, len);					\
+	}									\
+	char _kcm_license_##name[] SEC("license") = "Dual BSD/GPL";		\
+	static __always_inline __s64 kcm__parse_##name(struct kcm_ctx *ctx)
+
+#endif /* KCM_PARSER_H */

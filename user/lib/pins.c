@@ -41,7 +41,7 @@ int kcm_name_check(const char *name)
 		char c = name[i];
 
 		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '_' || c == '-' || c == '.'))
+		      c == '_' || c == '-'))
 			return -EINVAL;
 	}
 	return 0;

@@ -37,10 +37,10 @@ static inline const char *kcm_pin_file(int i)
 	return i < KCM_MAP_COUNT ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
 }
 
-/* Transport map of parser @id > 0: "transports.<id>" */
-#define KCM_PARSER_MAP_FMT "transports.%u"
+/* Transport map of parser @id > 0: "transports_<id>" */
+#define KCM_PARSER_MAP_FMT "transports_%u" /* bpffs refuses dots in names */
 
-/* 0 when @name is a valid mux name: [A-Za-z0-9_.-], 1..63 chars, not "." or "..". */
+/* 0 when @name is a valid mux name: [A-Za-z0-9_-], 1..63 chars (bpffs refuses dots). */
 int kcm_name_check(const char *name);
 /* Mount bpffs on KCM_BPFFS when it is not there; create KCM_PIN_ROOT (0700). */
 int kcm_bpffs_prepare(void);

@@ -129,7 +129,7 @@ int cmd_create(int argc, char **argv)
 				   "message per redirect", o.batch);
 	o.pin_name = argv[optind];
 	if (kcm_name_check(o.pin_name))
-		return usage_error("create", "invalid name '%s': 1-63 of [A-Za-z0-9_.-]", o.pin_name);
+		return usage_error("create", "invalid name '%s': 1-63 of [A-Za-z0-9_-]", o.pin_name);
 	mux = kcm_mux_create(&o);
 	if (!mux) {
 		char what[128];

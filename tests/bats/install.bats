@@ -20,6 +20,11 @@ teardown() {
 	[ -L "$r/lib/libkcm.so" ]
 	[ -f "$r/include/kcm.h" ]
 	[ -f "$r/lib/kcm-bpf/kcm.bpf.o" ]
+	for p in thrift dns http2 kafka memcached mqtt; do
+		[ -f "$r/lib/kcm-bpf/parsers/$p.bpf.o" ]
+	done
+	[ -f "$r/include/kcm-bpf/kcm_parser.h" ]
+	[ -f "$r/include/kcm-bpf/kcm_shared.h" ]
 	[ -f "$r/share/man/man8/kcm-loader.8" ]
 	[ -f "$r/share/man/man3/libkcm.3" ]
 	grep -q '^prefix=/opt/kcm$' "$r/lib/pkgconfig/libkcm.pc"
@@ -52,6 +57,29 @@ C
 	run "$TMP/app"
 	[ "$status" -eq 0 ]
 	[ "$output" = "u16be+2@0" ]
+}
+
+@test "the installed parser SDK builds a parser with the documented command, and --frame finds it" {
+	make -C "$TOP" --no-print-directory install DESTDIR="$TMP/root" PREFIX=/usr/local >/dev/null
+	r=$TMP/root/usr/local
+	cat > "$TMP/lenpfx.bpf.c" <<'C'
+#include <kcm_parser.h>
+
+KCM_PARSER(lenpfx)
+{
+	return kcm_load_be16(ctx, 0) + 2;
+}
+C
+	run clang -O2 -g -target bpf -I/usr/include/"$(uname -m)"-linux-gnu \
+		-I"$r/include/kcm-bpf" -c "$TMP/lenpfx.bpf.c" -o "$TMP/lenpfx.bpf.o"
+	[ "$status" -eq 0 ]
+	run llvm-objdump -h "$TMP/lenpfx.bpf.o"
+	[[ "$output" == *"sk_skb/stream_parser"* ]]
+	# the installed loader lists the installed parsers (PREFIX/lib/kcm-bpf/parsers)
+	run "$r/bin/kcm-loader" parsers --json
+	[ "$status" -eq 0 ]
+	[ "$(echo "$output" | jq -r '.[] | select(.name == "dns") | .object')" = \
+		"$r/bin/../lib/kcm-bpf/parsers/dns.bpf.o" ]
 }
 
 @test "the man pages render" {

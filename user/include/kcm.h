@@ -122,7 +122,8 @@ int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie);
 /* What kcm_recv_disable() did with the messages already queued on the socket. */
 struct kcm_requeue_report {
 	unsigned int moved;		/* handed to other members */
-	unsigned int kept;		/* could not be moved; still readable on this socket */
+	unsigned int kept;		/* could not be moved; still readable on this socket
+					 * (with parser programs: 1 when any, see libkcm(3)) */
 	size_t kept_bytes;
 	/* Why messages were kept: no other receive-enabled member (ENOENT), or a
 	 * message larger than the socket's send buffer (EMSGSIZE); 0 when none kept. */

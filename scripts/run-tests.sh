@@ -46,17 +46,23 @@ for t in "$build"/tests/unit_*; do
 	fi
 done
 
-for suite in tests/bats/*.bats; do
-	echo "== $suite"
+run_suite() { # run_suite FILE LABEL
+	echo "== $1${2:+ ($2)}"
 	while IFS= read -r line; do
 		case $line in
 		"ok "*"# skip"*) result skip "${line#ok * }" ;;
-		"ok "*) result ok "$(basename "$suite" .bats): ${line#ok [0-9]* }" ;;
-		"not ok "*) result fail "$(basename "$suite" .bats): ${line#not ok [0-9]* }" ;;
+		"ok "*) result ok "${2:-$(basename "$1" .bats)}: ${line#ok [0-9]* }" ;;
+		"not ok "*) result fail "${2:-$(basename "$1" .bats)}: ${line#not ok [0-9]* }" ;;
 		"#"*) echo "        $line" ;;
 		esac
-	done < <(bats --tap "$suite" 2>&1)
+	done < <(bats --tap "$1" 2>&1)
+}
+
+for suite in tests/bats/*.bats; do
+	run_suite "$suite"
 done
+# The traffic cases again, through the shipped Thrift parser program (parser SDK).
+KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o run_suite tests/bats/traffic.bats traffic-sdk
 
 echo "== leftovers"
 if [ $root = 1 ]; then

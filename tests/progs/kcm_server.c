@@ -32,6 +32,7 @@ struct opts {
 	unsigned int workers;
 	struct kcm_framing framing;
 	bool framing_is_test;
+	const char *prog;	/* parser object instead of --framing */
 	uint32_t max;
 	uint32_t batch;
 	enum kcm_policy policy;
@@ -113,6 +114,7 @@ static void usage(FILE *f)
 "  --listen ADDR:PORT   address to listen on (required)\n"
 "  --workers N          KCM sockets, one thread each (default 2, max %d)\n"
 "  --framing SPEC       length framing, e.g. u32be+4 (default), u16be+2, thrift\n"
+"  --prog OBJ           find messages with this parser object instead (kcm_parser.h)\n"
 "  --max BYTES          largest message (mux max_msg_size, default 64 KiB)\n"
 "  --batch N            messages per redirect, 1..64 (default 1)\n"
 "  --policy P           round-robin by 'messages' (default) or 'bytes'\n"
@@ -140,11 +142,13 @@ static void parse_args(int argc, char **argv)
 {
 	enum { O_LISTEN = 256, O_WORKERS, O_FRAMING, O_MAX, O_BATCH, O_POLICY, O_CONNS,
 	       O_EXPECT, O_EXPECT_ERRORS, O_PER_CONN, O_REPLY, O_RCVTIMEO, O_ATTACH_DELAY,
-	       O_RCVBUF, O_PIN, O_READY, O_ATTACHED, O_TIMEOUT, O_JSON, O_NO_VERIFY, O_HELP };
+	       O_RCVBUF, O_PIN, O_READY, O_ATTACHED, O_TIMEOUT, O_JSON, O_NO_VERIFY, O_PROG,
+	       O_HELP };
 	static const struct option lo[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "framing", required_argument, NULL, O_FRAMING },
+		{ "prog", required_argument, NULL, O_PROG },
 		{ "max", required_argument, NULL, O_MAX },
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "policy", required_argument, NULL, O_POLICY },
@@ -175,6 +179,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case O_WORKERS:
 			o.workers = parse_num("--workers", optarg, 1, MAX_WORKERS);
+			break;
+		case O_PROG:
+			o.prog = optarg;
 			break;
 		case O_FRAMING: {
 			struct kcm_framing t = KCM_FRAMING_THRIFT;
@@ -710,6 +717,7 @@ int main(int argc, char **argv)
 	lfd = tcp_listen(o.listen, MAX_CONNS);
 
 	mo.framing = o.framing;
+	mo.parser = o.prog;
 	mo.max_msg_size = o.max;
 	mo.batch = o.batch;
 	mo.policy = o.policy;

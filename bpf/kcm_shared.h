@@ -88,7 +88,7 @@ struct kcm_member_info {
 /*
  * A parser program of a mux in parser mode (array indexed by parser id). Parser 0 is
  * the default one, on the "transports" map; each other id has a transport map of its
- * own, pinned as "transports.<id>", with the same verdict steering into the same group.
+ * own, pinned as "transports_<id>", with the same verdict steering into the same group.
  */
 struct kcm_parser_info {
 	__u32 prog_id;		/* 0 = free id */

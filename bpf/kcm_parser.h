@@ -107,57 +107,55 @@ static __always_inline int kcm_load_bytes(struct kcm_ctx *ctx, __u32 off, void *
 	return 0;
 }
 
+/* An unsigned integer of @n (1..8) bytes at message offset @off; 0 when not all there. */
+static __always_inline __u64 kcm__load_uint(struct kcm_ctx *ctx, __u32 off, __u32 n, int be)
+{
+	__u8 b[8] = {};
+	__u64 v = 0;
+
+	kcm_load_bytes(ctx, off, b, n);
+#pragma unroll
+	for (int i = 0; i < 8; i++) {
+		if (i >= n)
+			break;
+		v = be ? v << 8 | b[i] : v | (__u64)b[i] << (8 * i);
+	}
+	return v;
+}
+
 static __always_inline __u32 kcm_load_u8(struct kcm_ctx *ctx, __u32 off)
 {
-	__u8 b = 0;
-
-	kcm_load_bytes(ctx, off, &b, 1);
-	return b;
+	return kcm__load_uint(ctx, off, 1, 1);
 }
 
 static __always_inline __u32 kcm_load_be16(struct kcm_ctx *ctx, __u32 off)
 {
-	__u8 b[2] = {};
-
-	kcm_load_bytes(ctx, off, b, 2);
-	return (__u32)b[0] << 8 | b[1];
+	return kcm__load_uint(ctx, off, 2, 1);
 }
 
 static __always_inline __u32 kcm_load_be24(struct kcm_ctx *ctx, __u32 off)
 {
-	__u8 b[3] = {};
-
-	kcm_load_bytes(ctx, off, b, 3);
-	return (__u32)b[0] << 16 | (__u32)b[1] << 8 | b[2];
+	return kcm__load_uint(ctx, off, 3, 1);
 }
 
 static __always_inline __u32 kcm_load_be32(struct kcm_ctx *ctx, __u32 off)
 {
-	__u8 b[4] = {};
-
-	kcm_load_bytes(ctx, off, b, 4);
-	return (__u32)b[0] << 24 | (__u32)b[1] << 16 | (__u32)b[2] << 8 | b[3];
-}
-
-static __always_inline __u32 kcm_load_le16(struct kcm_ctx *ctx, __u32 off)
-{
-	__u8 b[2] = {};
-
-	kcm_load_bytes(ctx, off, b, 2);
-	return (__u32)b[1] << 8 | b[0];
-}
-
-static __always_inline __u32 kcm_load_le32(struct kcm_ctx *ctx, __u32 off)
-{
-	__u8 b[4] = {};
-
-	kcm_load_bytes(ctx, off, b, 4);
-	return (__u32)b[3] << 24 | (__u32)b[2] << 16 | (__u32)b[1] << 8 | b[0];
+	return kcm__load_uint(ctx, off, 4, 1);
 }
 
 static __always_inline __u64 kcm_load_be64(struct kcm_ctx *ctx, __u32 off)
 {
-	return (__u64)kcm_load_be32(ctx, off) << 32 | kcm_load_be32(ctx, off + 4);
+	return kcm__load_uint(ctx, off, 8, 1);
+}
+
+static __always_inline __u32 kcm_load_le16(struct kcm_ctx *ctx, __u32 off)
+{
+	return kcm__load_uint(ctx, off, 2, 0);
+}
+
+static __always_inline __u32 kcm_load_le32(struct kcm_ctx *ctx, __u32 off)
+{
+	return kcm__load_uint(ctx, off, 4, 0);
 }
 
 /* Internals of KCM_PARSER(): find the message, then judge the function's answer. */

@@ -107,7 +107,11 @@ static __always_inline int kcm_load_bytes(struct kcm_ctx *ctx, __u32 off, void *
 	return 0;
 }
 
-/* An unsigned integer of @n (1..8) bytes at message offset @off; 0 when not all there. */
+/*
+ * An unsigned integer of @n (1..8) bytes at message offset @off; 0 when not all there.
+ * The kcm_load_* wrappers return it as __s64 so that `kcm_load_be32(ctx, 0) + 4` cannot
+ * wrap around in 32 bits (0xffffffff + 4 would read as a 3-byte message).
+ */
 static __always_inline __u64 kcm__load_uint(struct kcm_ctx *ctx, __u32 off, __u32 n, int be)
 {
 	__u8 b[8] = {};
@@ -123,22 +127,22 @@ static __always_inline __u64 kcm__load_uint(struct kcm_ctx *ctx, __u32 off, __u3
 	return v;
 }
 
-static __always_inline __u32 kcm_load_u8(struct kcm_ctx *ctx, __u32 off)
+static __always_inline __s64 kcm_load_u8(struct kcm_ctx *ctx, __u32 off)
 {
 	return kcm__load_uint(ctx, off, 1, 1);
 }
 
-static __always_inline __u32 kcm_load_be16(struct kcm_ctx *ctx, __u32 off)
+static __always_inline __s64 kcm_load_be16(struct kcm_ctx *ctx, __u32 off)
 {
 	return kcm__load_uint(ctx, off, 2, 1);
 }
 
-static __always_inline __u32 kcm_load_be24(struct kcm_ctx *ctx, __u32 off)
+static __always_inline __s64 kcm_load_be24(struct kcm_ctx *ctx, __u32 off)
 {
 	return kcm__load_uint(ctx, off, 3, 1);
 }
 
-static __always_inline __u32 kcm_load_be32(struct kcm_ctx *ctx, __u32 off)
+static __always_inline __s64 kcm_load_be32(struct kcm_ctx *ctx, __u32 off)
 {
 	return kcm__load_uint(ctx, off, 4, 1);
 }
@@ -148,12 +152,12 @@ static __always_inline __u64 kcm_load_be64(struct kcm_ctx *ctx, __u32 off)
 	return kcm__load_uint(ctx, off, 8, 1);
 }
 
-static __always_inline __u32 kcm_load_le16(struct kcm_ctx *ctx, __u32 off)
+static __always_inline __s64 kcm_load_le16(struct kcm_ctx *ctx, __u32 off)
 {
 	return kcm__load_uint(ctx, off, 2, 0);
 }
 
-static __always_inline __u32 kcm_load_le32(struct kcm_ctx *ctx, __u32 off)
+static __always_inline __s64 kcm_load_le32(struct kcm_ctx *ctx, __u32 off)
 {
 	return kcm__load_uint(ctx, off, 4, 0);
 }

@@ -106,23 +106,6 @@ static struct kcm_mux *mux_new(const struct kcm_framing *f, uint32_t max, const 
 	return m;
 }
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		ssize_t r = write(fd, p, len);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		p += r;
-		len -= r;
-	}
-	return 0;
-}
-
 /* Write @n test messages (conn @conn, seq @seq0...) with @body bytes each. */
 static void peer_send(int fd, uint32_t conn, uint32_t seq0, unsigned int n, uint32_t body)
 {
@@ -131,31 +114,6 @@ static void peer_send(int fd, uint32_t conn, uint32_t seq0, unsigned int n, uint
 
 		if (write_all(fd, wbuf, len))
 			FAILF("peer write: %s", strerror(errno));
-	}
-}
-
-/* One message from a KCM socket within @ms: its length, -ETIMEDOUT, or -errno. */
-static ssize_t krecv_to(int k, void *buf, size_t cap, int ms)
-{
-	uint64_t end = now_ns() + (uint64_t)ms * 1000000;
-
-	for (;;) {
-		struct pollfd p = { .fd = k, .events = POLLIN };
-		int64_t left = ((int64_t)end - (int64_t)now_ns()) / 1000000;
-		ssize_t r;
-
-		if (left < 0)
-			return -ETIMEDOUT;
-		r = poll(&p, 1, (int)left);
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (r <= 0)
-			continue;
-		r = kcm_recv(k, buf, cap, MSG_DONTWAIT);
-		if (r >= 0)
-			return r;
-		if (errno != EAGAIN)
-			return -errno;
 	}
 }
 

@@ -299,21 +299,6 @@ static uint32_t pick_size(uint64_t *rng, uint32_t seq)
 	return o.size_min + rng_next(rng) % span;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t r = write(fd, p, len);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		p += r;
-		len -= r;
-	}
-	return 0;
-}
-
 static int send_messages(struct conn *c)
 {
 	size_t cap = CHUNK + 4 + (size_t)o.size_max, fill = 0;
@@ -330,17 +315,17 @@ static int send_messages(struct conn *c)
 		size_t len;
 
 		if (o.mode == PIPELINE && fill && fill + 4 + body > CHUNK) {
-			err = write_all(c->fd, buf, fill);
+			err = write_all_err(c->fd, buf, fill);
 			fill = 0;
 		}
 		len = msg_build(buf + fill, c->id, seq, body);
 		if (o.mode == PIPELINE) {
 			fill += len;
 		} else if (o.mode == EACH) {
-			err = write_all(c->fd, buf, len);
+			err = write_all_err(c->fd, buf, len);
 		} else {
 			for (size_t i = 0; !err && i < len; i++)
-				err = write_all(c->fd, buf + i, 1);
+				err = write_all_err(c->fd, buf + i, 1);
 		}
 		if (!err) {
 			c->msgs++;
@@ -348,11 +333,11 @@ static int send_messages(struct conn *c)
 		}
 	}
 	if (!err && fill)
-		err = write_all(c->fd, buf, fill);
+		err = write_all_err(c->fd, buf, fill);
 	if (!err && o.stall) {
 		/* half of one more message (seq = count): the server must time it out */
 		msg_build(buf, c->id, o.count, o.size_max);
-		err = write_all(c->fd, buf, o.stall);
+		err = write_all_err(c->fd, buf, o.stall);
 	}
 	if (!err && o.oversize) {
 		uint32_t be = htonl(o.oversize_body);
@@ -360,10 +345,10 @@ static int send_messages(struct conn *c)
 		memcpy(buf, &be, 4);
 		for (int i = 0; i < 16; i++)
 			buf[4 + i] = pattern_byte(c->id, o.count, i);
-		err = write_all(c->fd, buf, 20);
+		err = write_all_err(c->fd, buf, 20);
 	}
 	if (!err && o.raw_bytes)
-		err = write_all(c->fd, o.raw_bytes, o.raw_len);
+		err = write_all_err(c->fd, o.raw_bytes, o.raw_len);
 	free(buf);
 	return err;
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "kcm.h"
 
 #define PROG_BODY_IDS 12 /* conn, seq, size: present when the body is at least this long */
 
@@ -202,6 +205,59 @@ static inline int msg_check(const uint8_t *buf, size_t len, uint32_t *conn, uint
 			return -1;
 	}
 	return 0;
+}
+
+/* Write all of @buf: 0, or -errno (a peer that closed: -EPIPE or -ECONNRESET). */
+static inline int write_all_err(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t r = write(fd, p, len);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		p += r;
+		len -= r;
+	}
+	return 0;
+}
+
+/* write_all_err() as 0 or -1 with errno set. */
+static inline int write_all(int fd, const void *buf, size_t len)
+{
+	int err = write_all_err(fd, buf, len);
+
+	if (err)
+		errno = -err;
+	return err ? -1 : 0;
+}
+
+/* One message from a KCM socket within @ms: its length, -ETIMEDOUT, or -errno. */
+static inline ssize_t krecv_to(int k, void *buf, size_t cap, int ms)
+{
+	uint64_t end = now_ns() + (uint64_t)ms * 1000000;
+
+	for (;;) {
+		struct pollfd p = { .fd = k, .events = POLLIN };
+		int64_t left = ((int64_t)end - (int64_t)now_ns()) / 1000000;
+		ssize_t r;
+
+		if (left < 0)
+			return -ETIMEDOUT;
+		r = poll(&p, 1, (int)left);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r <= 0)
+			continue;
+		r = kcm_recv(k, buf, cap, MSG_DONTWAIT);
+		if (r >= 0)
+			return r;
+		if (errno != EAGAIN)
+			return -errno;
+	}
 }
 
 #endif /* KCM_PROGS_H */

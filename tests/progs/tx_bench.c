@@ -171,7 +171,7 @@ static uint64_t busy_ticks(void)
 	return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
 }
 
-static int write_all(int fd, const uint8_t *buf, size_t len)
+static int send_all(int fd, const uint8_t *buf, size_t len)
 {
 	size_t done = 0;
 
@@ -208,11 +208,11 @@ static void *send_main(void *arg)
 			break;
 		}
 		case V_SKMSG:
-			s->err = write_all(s->fd, buf, run.frame);
+			s->err = send_all(s->fd, buf, run.frame);
 			break;
 		default:
 			pthread_mutex_lock(&run.tx_mu[s->tx]);
-			s->err = write_all(run.tx_w[s->tx], buf, run.frame);
+			s->err = send_all(run.tx_w[s->tx], buf, run.frame);
 			pthread_mutex_unlock(&run.tx_mu[s->tx]);
 			break;
 		}

@@ -4,7 +4,10 @@
 set -euo pipefail
 
 pkgs=(clang llvm make gcc libc6-dev pkg-config libbpf-dev bpftool libxdp-dev
-      libelf-dev zlib1g-dev bats iproute2 jq procps util-linux kmod groff-base)
+      libelf-dev zlib1g-dev bats iproute2 jq procps util-linux kmod groff-base
+      # real clients and libraries of the protocols the shipped parsers handle
+      python3 python3-thrift thrift-compiler nghttp2-client knot-dnsutils
+      libmemcached-tools kcat mosquitto-clients)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -89,3 +89,23 @@ class Sequencer:
             self.done.discard(n - 1024)
             self.cond.notify_all()
         return result
+
+
+def uvarint(r, what="varint", max_bytes=5):
+    """Little-endian base-128 unsigned integer (Kafka, protobuf, MQTT's remaining length)."""
+    n = 0
+    for i in range(max_bytes):
+        b = r.u8(what)
+        n |= (b & 0x7F) << (7 * i)
+        if not b & 0x80:
+            return n
+    raise Corrupt(f"{what} longer than {max_bytes} bytes")
+
+
+def encode_uvarint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)

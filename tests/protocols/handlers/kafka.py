@@ -15,7 +15,7 @@ import struct
 import threading
 import time
 
-from .common import Corrupt, Reader, Result, Sequencer
+from .common import Corrupt, Reader, Result, Sequencer, encode_uvarint, uvarint
 
 FRAMING = "u32be+4"
 
@@ -51,27 +51,8 @@ def crc32c(data):
 
 def varint(r, what="varint"):
     """Zigzag varint (records), up to 64 bits."""
-    n = shift = 0
-    while True:
-        b = r.u8(what)
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return (n >> 1) ^ -(n & 1)
-        if shift > 63:
-            raise Corrupt(f"{what} longer than 10 bytes")
-
-
-def uvarint(r, what="uvarint"):
-    n = shift = 0
-    while True:
-        b = r.u8(what)
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n
-        if shift > 35:
-            raise Corrupt(f"{what} longer than 5 bytes")
+    n = uvarint(r, what, 10)
+    return (n >> 1) ^ -(n & 1)
 
 
 def string(r, what="string", nullable=False):
@@ -110,15 +91,6 @@ def enc_string(s):
 
 def enc_array(items):
     return struct.pack(">i", len(items)) + b"".join(items)
-
-
-def enc_uvarint(n):
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
 
 
 def parse_batches(data):
@@ -254,7 +226,7 @@ class Server:
 
     def api_versions(self, ver, error=NONE):
         if ver >= 3:
-            body = struct.pack(">h", error) + enc_uvarint(len(SUPPORTED) + 1)
+            body = struct.pack(">h", error) + encode_uvarint(len(SUPPORTED) + 1)
             body += b"".join(struct.pack(">hhh", k, lo, hi) + b"\x00"
                              for k, (lo, hi) in sorted(SUPPORTED.items()))
             return body + struct.pack(">i", 0) + b"\x00"

@@ -14,7 +14,7 @@ leaves after the one for N-1.
 import struct
 import threading
 
-from .common import Corrupt, Reader, Result, Sequencer
+from .common import Corrupt, Reader, Result, Sequencer, encode_uvarint, uvarint
 
 FRAMING = None  # the remaining length is a varint: needs the mqtt parser
 
@@ -30,14 +30,7 @@ FIXED_FLAGS = {CONNECT: 0, PUBACK: 0, PUBREC: 0, PUBREL: 2, PUBCOMP: 0, SUBSCRIB
 
 
 def varint(r):
-    n = shift = 0
-    for _ in range(4):
-        b = r.u8("varint")
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n
-    raise Corrupt("varint longer than 4 bytes")
+    return uvarint(r, "varint", 4)
 
 
 def mqtt_string(r, what="string"):
@@ -49,17 +42,8 @@ def properties(r, v5):
         r.take(varint(r), "properties")
 
 
-def encode_varint(n):
-    out = bytearray()
-    while True:
-        b, n = n & 0x7F, n >> 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
 def packet(ptype, flags, body):
-    return bytes((ptype << 4 | flags,)) + encode_varint(len(body)) + body
+    return bytes((ptype << 4 | flags,)) + encode_uvarint(len(body)) + body
 
 
 class ConnState:

@@ -21,7 +21,6 @@ static const struct {
 	{ "kafka", "Kafka requests and responses: i32be size + 4" },
 	{ "memcached", "memcached binary protocol: 24-byte header, body length at offset 8" },
 	{ "mqtt", "MQTT: fixed header with a remaining-length varint" },
-	{ "grpc", "gRPC messages in a de-framed stream: flag byte, u32be length + 5" },
 };
 
 /* Folders searched for NAME.bpf.o, in order. */

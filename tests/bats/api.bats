@@ -113,3 +113,8 @@ api_group() {
 	require_root
 	api_group pinned_mux pinned_mux
 }
+
+@test "parser programs: ids, refused objects, old option sizes, recvmmsg and recv_disable" {
+	require_root
+	api_group parser_ parser_api parser_recv
+}

@@ -21,6 +21,8 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include <stddef.h>
+
 #include "kcm.h"
 #include "progs.h"
 
@@ -1321,6 +1323,143 @@ destroy:
 	kcm_mux_unpin(pin_name); /* leave nothing behind when a check above failed */
 }
 
+/* ---- parser programs ---- */
+
+/* A parser object of the build tree ($BUILD, as the bats suites export it). */
+static const char *obj_path(const char *rel)
+{
+	static char buf[4][512];
+	static int next;
+	const char *build = getenv("BUILD");
+	char *p = buf[next++ % 4];
+
+	snprintf(p, sizeof(buf[0]), "%s/%s", build && *build ? build : "build", rel);
+	return p;
+}
+
+static struct kcm_mux *mux_parser(const char *rel)
+{
+	struct kcm_mux_opts o = { .sz = sizeof(o), .parser = obj_path(rel) };
+	struct kcm_mux *m = kcm_mux_create(&o);
+
+	if (!m)
+		FAILF("kcm_mux_create with parser %s: %s", o.parser, kcm_last_error());
+	return m;
+}
+
+/* Option sizes of older callers, batching with parsers, and parser ids and objects. */
+static void t_parser_api(void)
+{
+	struct kcm_mux_opts o = { .sz = 8, .framing = KCM_FRAMING_THRIFT };
+	struct kcm_mux *m, *p;
+	int c = -1, s = -1;
+
+	CHECK_ERR(kcm_mux_create(&o) ? 0 : -1, EINVAL, "kcm_mux_create with sz 8");
+	o.sz = offsetof(struct kcm_mux_opts, persistent) + sizeof(bool); /* before .parser */
+	m = kcm_mux_create(&o);
+	if (!m)
+		FAILF("kcm_mux_create with the options of an older kcm.h: %s", strerror(errno));
+	CHECK_ERR(kcm_parser_open(m, obj_path("parsers/thrift.bpf.o")), EOPNOTSUPP,
+		  "kcm_parser_open on a mux with a length prefix");
+	tcp_pair(&c, &s);
+	CHECK_ERR(kcm_attach_parser(m, s, 1), EOPNOTSUPP, "kcm_attach_parser(1), length prefix");
+	kcm_mux_destroy(m);
+	o = (struct kcm_mux_opts){ .sz = sizeof(o), .parser = obj_path("parsers/thrift.bpf.o"),
+				   .batch = 4 };
+	CHECK_ERR(kcm_mux_create(&o) ? 0 : -1, EINVAL, "kcm_mux_create with a parser, batch 4");
+	p = mux_parser("parsers/thrift.bpf.o");
+	if (!p)
+		goto out;
+	CHECK_EQ(kcm_parser_open(p, obj_path("parsers/thrift.bpf.o")), 0, "the mux's own parser");
+	CHECK_EQ(kcm_parser_open(p, obj_path("tests/parsers/thrift_checked.bpf.o")), 1,
+		 "a second parser");
+	CHECK_EQ(kcm_parser_open(p, obj_path("tests/parsers/thrift_checked.bpf.o")), 1,
+		 "the second parser again");
+	CHECK_ERR(kcm_parser_open(p, obj_path("tests/parsers/bad_no_parser.bpf.o")), ENOENT,
+		  "an object without a stream parser");
+	CHECK_ERR(kcm_parser_open(p, obj_path("tests/parsers/bad_kcm_style.bpf.o")), EINVAL,
+		  "an AF_KCM socket filter");
+	CHECK_ERR(kcm_parser_open(p, obj_path("tests/parsers/bad_modifies.bpf.o")), EINVAL,
+		  "a parser that modifies the packet");
+	CHECK_ERR(kcm_parser_open(p, obj_path("tests/parsers/bad_verifier.bpf.o")), EACCES,
+		  "a parser the verifier rejects");
+	CHECK_ERR(kcm_attach_parser(p, s, 5), ENOENT, "kcm_attach_parser with no parser 5");
+	CHECK_ERR(kcm_attach_parser(p, s, 16), EINVAL, "parser id 16 (KCM_MAX_PARSERS)");
+	CHECK_OK(kcm_attach_parser(p, s, 1), "kcm_attach_parser(1)");
+	kcm_mux_destroy(p);
+out:
+	close(c);
+	close(s);
+}
+
+/* Wait until @bytes are queued on @k (peeking: messages merge in a peek). */
+static bool wait_bytes(int k, ssize_t bytes)
+{
+	uint64_t end = now_ns() + TIMEOUT_MS * 1000000ull;
+	ssize_t n = 0;
+
+	while (now_ns() < end) {
+		struct pollfd pf = { .fd = k, .events = POLLIN };
+
+		n = recv(k, rbuf, sizeof(rbuf), MSG_PEEK | MSG_DONTWAIT);
+		if (n >= bytes)
+			return true;
+		poll(&pf, 1, 5);
+	}
+	FAILF("expected %zd bytes queued, got %zd", bytes, n);
+	return false;
+}
+
+/* recvmmsg and recv_disable when lengths come from the kernel (UDP KCM sockets). */
+static void t_parser_recv(void)
+{
+	static uint8_t bufs[8][512];
+	struct kcm_requeue_report rep = { 0 };
+	struct mmsghdr vec[8];
+	struct iovec iov[8];
+	struct kcm_mux *p = mux_parser("parsers/thrift.bpf.o");
+	int k0, k1, c = -1, s = -1, n;
+	size_t total = 0;
+
+	if (!p)
+		return;
+	k0 = kcm_socket(p);
+	tcp_pair(&c, &s);
+	CHECK_OK(kcm_attach(p, s), "attach to the parser mux");
+	for (int i = 0; i < 8; i++) {
+		iov[i] = (struct iovec){ bufs[i], sizeof(bufs[i]) };
+		vec[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+	}
+	for (uint32_t i = 0; i < 5; i++)
+		total += msg_build(wbuf + total, 21, i, 100 + i * 50);
+	write_all(c, wbuf, total); /* five messages in one write */
+	if (!wait_bytes(k0, total))
+		goto out;
+	n = kcm_recvmmsg(k0, vec, 8, MSG_DONTWAIT);
+	CHECK_EQ(n, 5, "kcm_recvmmsg of 5 queued into 8 slots");
+	for (int i = 0; i < n && i < 8; i++) {
+		uint32_t cn = 0, sq = 0;
+
+		CHECK_EQ(vec[i].msg_len, 104 + i * 50, "msg_len[%d]", i);
+		if (msg_check(bufs[i], vec[i].msg_len, &cn, &sq) || cn != 21 || sq != (uint32_t)i)
+			FAILF("message %d: expected intact 21/%d, got %u/%u", i, i, cn, sq);
+	}
+	/* queue five more on k0 alone, then move them to a clone */
+	peer_send(c, 22, 0, 5, 300);
+	if (!wait_bytes(k0, 5 * 304))
+		goto out;
+	k1 = kcm_clone(k0);
+	CHECK_OK(kcm_recv_disable(k0, true, &rep), "kcm_recv_disable");
+	CHECK_EQ(rep.moved, 5, "messages moved");
+	CHECK_EQ(rep.kept, 0, "messages kept");
+	for (uint32_t i = 0; i < 5; i++)
+		expect_msg(k1, 22, i, 300, "moved message");
+out:
+	kcm_mux_destroy(p);
+	close(c);
+	close(s);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1356,6 +1495,8 @@ static const struct {
 	{ "send_enotconn", t_send_enotconn },
 	{ "send_nonblock_eagain_whole", t_send_nonblock },
 	{ "pinned_mux", t_pinned },
+	{ "parser_api", t_parser_api },
+	{ "parser_recv", t_parser_recv },
 };
 
 int main(int argc, char **argv)

@@ -49,7 +49,7 @@ enum kcm_policy {
 };
 
 struct kcm_mux_opts {
-	size_t sz;			/* sizeof(struct kcm_mux_opts) */
+	size_t sz;			/* sizeof(struct kcm_mux_opts): fields added later stay 0 */
 	struct kcm_framing framing;
 	uint32_t max_msg_size;		/* largest message; 0 = 64 KiB */
 	uint32_t batch;			/* messages per redirect, 1..64; 0 = 1 (strict) */

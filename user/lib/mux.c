@@ -2,6 +2,7 @@
 /* A multiplexor: load the data plane, wire its programs to its maps, pin or open it. */
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,6 @@ static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 	static const struct kcm_framing none = { .len_size = 1 };
 	const struct kcm_framing *f = o->parser ? &none : &o->framing;
 
-	if (o->sz < sizeof(*o))
-		return -EINVAL;
 	if (o->parser && o->batch > 1)
 		return -EINVAL; /* one message per redirect is how members learn lengths */
 	if (f->len_size != 1 && f->len_size != 2 && f->len_size != 3 && f->len_size != 4 &&
@@ -214,18 +213,25 @@ static int mux_pin(struct kcm_mux *mux)
 	return err;
 }
 
-struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *opts)
+/* Options of a program built against an older kcm.h end at "persistent". */
+#define OPTS_V1_SIZE (offsetof(struct kcm_mux_opts, persistent) + sizeof(bool))
+
+struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 {
+	struct kcm_mux_opts copy = { 0 }, *opts = &copy;
 	struct kcm_parser_info pinfo;
 	struct kcm_mux *mux = NULL;
 	struct kcm_config cfg;
 	struct kcm_bpf *skel;
 	int err, parser_fd = -1;
 
-	if (!opts) {
+	if (!user_opts || user_opts->sz < OPTS_V1_SIZE) {
 		errno = EINVAL;
 		return NULL;
 	}
+	/* fields the caller's kcm.h did not have stay zero */
+	memcpy(&copy, user_opts, user_opts->sz < sizeof(copy) ? user_opts->sz : sizeof(copy));
+	copy.sz = sizeof(copy);
 	err = opts_check(opts, &cfg);
 	if (err) {
 		kcm_fail(err, opts->parser && opts->batch > 1 ? "invalid mux options: a mux with "

@@ -48,6 +48,8 @@ PROGS := $(patsubst tests/progs/%.c,$(OUTPUT)/tests/%,$(PROG_SRCS))
 PARSER_OBJS := $(patsubst bpf/parsers/%.bpf.c,$(OUTPUT)/parsers/%.bpf.o,$(wildcard bpf/parsers/*.bpf.c))
 TEST_PARSER_OBJS := $(patsubst tests/parsers/%.bpf.c,$(OUTPUT)/tests/parsers/%.bpf.o,\
 	$(wildcard tests/parsers/*.bpf.c))
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH := $(OUTPUT)/tests/bench/rx_bench
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNITS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/unit_%,$(UNIT_SRCS))
 
@@ -60,13 +62,14 @@ else
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all clean test demo install deps bench check-deps
+.PHONY: all clean test demo install deps bench bench-tx check-deps
 .SECONDARY: $(BPF_OBJS) $(PARSER_OBJS) $(TEST_PARSER_OBJS)
 
 all: $(OUTPUT)/libkcm.a $(OUTPUT)/libkcm.so $(OUTPUT)/kcm-loader $(BPF_OBJS) $(PROGS) $(UNITS) \
-	$(PARSER_OBJS) $(TEST_PARSER_OBJS)
+	$(PARSER_OBJS) $(TEST_PARSER_OBJS) $(BENCH)
 
-$(OUTPUT) $(OUTPUT)/lib $(OUTPUT)/loader $(OUTPUT)/tests $(OUTPUT)/parsers $(OUTPUT)/tests/parsers:
+$(OUTPUT) $(OUTPUT)/lib $(OUTPUT)/loader $(OUTPUT)/tests $(OUTPUT)/parsers $(OUTPUT)/tests/parsers \
+		$(OUTPUT)/tests/bench:
 	$(Q)mkdir -p $@
 
 # vmlinux.h from the running kernel's BTF, else the vendored copy for this machine.
@@ -124,6 +127,12 @@ $(OUTPUT)/tests/%: tests/progs/%.c tests/progs/progs.h $(OUTPUT)/libkcm.a user/i
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/progs -o $@ $< $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) -lpthread
 
+$(BENCH): $(BENCH_SRCS) tests/bench/bench.h $(OUTPUT)/libkcm.a user/include/kcm.h \
+		| $(OUTPUT)/tests/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $(BENCH_SRCS) $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) \
+		-lpthread
+
 $(OUTPUT)/tests/unit_%: tests/unit/%.c $(OUTPUT)/libkcm.a | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) -lpthread
@@ -141,8 +150,15 @@ demo:
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/demo.sh
 
-# Transmit: kcm against a plain sk_msg redirect and a mutex, written to docs/transmit.md.
+# Receive and transmit benchmarks: docs/benchmarks.md and docs/bench/*.png.
+# QUICK=1: every variant once at small counts; the report goes to build/bench/quick/.
 bench:
+	$(Q)scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/bench.sh $(if $(filter-out 0,$(QUICK)),--quick)
+
+# Transmit only, written to docs/transmit.md.
+bench-tx:
 	$(Q)scripts/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/bench-tx.sh

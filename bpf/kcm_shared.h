@@ -5,7 +5,7 @@
 
 #define KCM_MAX_TRANSPORTS 1024 /* slots in one mux's transport map */
 #define KCM_MAX_MEMBERS 64	/* KCM sockets in one mux's group */
-#define KCM_MAX_BATCH 64	/* messages one redirect may carry */
+#define KCM_MAX_BATCH 1024	/* messages one redirect may carry */
 #define KCM_MAX_PARSERS 16	/* parser programs (each with its transport map) in one mux */
 
 enum kcm_policy_id {

@@ -7,7 +7,9 @@ pkgs=(clang llvm make gcc libc6-dev pkg-config libbpf-dev bpftool libxdp-dev
       libelf-dev zlib1g-dev bats iproute2 jq procps util-linux kmod groff-base
       # real clients and libraries of the protocols the shipped parsers handle
       python3 python3-thrift thrift-compiler nghttp2-client knot-dnsutils
-      libmemcached-tools kcat mosquitto-clients)
+      libmemcached-tools kcat mosquitto-clients
+      # benchmark plots
+      gnuplot-nox)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -32,6 +32,7 @@ if [ $root = 1 ]; then
 	progs_before=$(count_progs)
 	maps_before=$(count_maps)
 	warn_before=$(count_warnings)
+	warn_seen=$warn_before
 	pins_before=$(list_pins)
 fi
 
@@ -46,6 +47,22 @@ for t in "$build"/tests/unit_*; do
 	fi
 done
 
+# Kernel warnings are checked after every suite, so that one is blamed on the suite that
+# caused it, with its first lines (WARN_ON_ONCE prints a warning once per boot).
+warned=()
+check_kernel_log() { # check_kernel_log SUITE
+	local now
+	[ $root = 1 ] || return 0
+	now=$(count_warnings)
+	if [ "$now" -gt "$warn_seen" ]; then
+		warned+=("$1")
+		echo "        kernel warning during $1:"
+		dmesg | grep -A 12 -E 'WARNING:|BUG:' | grep -v 'Speculative Return Stack' | tail -n 14 |
+			sed 's/^/        /'
+	fi
+	warn_seen=$now
+}
+
 run_suite() { # run_suite FILE LABEL
 	echo "== $1${2:+ ($2)}"
 	while IFS= read -r line; do
@@ -56,6 +73,7 @@ run_suite() { # run_suite FILE LABEL
 		"#"*) echo "        $line" ;;
 		esac
 	done < <(bats --tap "$1" 2>&1)
+	check_kernel_log "${2:-$(basename "$1" .bats)}"
 }
 
 for suite in tests/bats/*.bats; do
@@ -86,7 +104,8 @@ if [ $root = 1 ]; then
 		result fail "no leftover test processes" "$procs"
 	warn_after=$(count_warnings)
 	[ "$warn_after" -le "$warn_before" ] && result ok "no new kernel warnings in dmesg" ||
-		result fail "no new kernel warnings in dmesg" "$(dmesg | grep -E 'WARNING:|BUG:' | tail -n 3)"
+		result fail "no new kernel warnings in dmesg" "during: ${warned[*]:-?}; $(dmesg |
+			grep -E 'WARNING:|BUG:' | tail -n 3)"
 else
 	result skip "leftover checks" "needs root"
 fi

@@ -22,9 +22,9 @@ teardown() {
 	run "$LOADER" frobnicate
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"unknown command 'frobnicate'"* ]]
-	run "$LOADER" create "$MUX" --batch 65
+	run "$LOADER" create "$MUX" --batch 1025
 	[ "$status" -eq 2 ]
-	[[ "$output" == *"invalid --batch '65'"* ]]
+	[[ "$output" == *"invalid --batch '1025'"* ]]
 	run "$LOADER" create "$MUX" --framing u12
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"invalid --framing 'u12'"* ]]

@@ -52,7 +52,7 @@ struct kcm_mux_opts {
 	size_t sz;			/* sizeof(struct kcm_mux_opts): fields added later stay 0 */
 	struct kcm_framing framing;
 	uint32_t max_msg_size;		/* largest message; 0 = 64 KiB */
-	uint32_t batch;			/* messages per redirect, 1..64; 0 = 1 (strict) */
+	uint32_t batch;			/* messages per redirect, 1..1024; 0 = 1 (strict) */
 	enum kcm_policy policy;
 	/*
 	 * SO_RCVBUF given to each attached transport so that a message of max_msg_size

@@ -1,0 +1,430 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The receive paths compared: kcm-bpf through libkcm as a user would call it, a userspace
+ * demux (one epoll reader cuts frames and hands them to workers in batches), and the
+ * direct ceiling (each worker reads its own connections, with no balancing).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <linux/sock_diag.h>
+
+#include "bench.h"
+#include "kcm.h"
+
+#define RECV_VEC 64
+#define READ_CHUNK (1u << 20)
+#define PAIR_BUF (4 << 20)
+
+static struct kcm_mux *mux;
+static pthread_t reader;
+static int pair_in[MAX_WORKERS] = { -1 }; /* demux: the reader writes here */
+
+static uint64_t sock_mem(int fd)
+{
+	uint32_t m[SK_MEMINFO_VARS] = { 0 };
+	socklen_t len = sizeof(m);
+
+	if (fd < 0 || getsockopt(fd, SOL_SOCKET, SO_MEMINFO, m, &len))
+		return 0;
+	return (uint64_t)m[SK_MEMINFO_RMEM_ALLOC] + m[SK_MEMINFO_WMEM_QUEUED];
+}
+
+uint64_t rx_kernel_mem(void)
+{
+	uint64_t sum = 0;
+
+	for (unsigned int i = 0; i < B.cfg.conns; i++)
+		sum += sock_mem(B.srv[i]);
+	for (unsigned int i = 0; i < B.cfg.workers; i++) {
+		sum += sock_mem(B.w[i].fd);
+		if (B.cfg.variant == V_DEMUX)
+			sum += sock_mem(pair_in[i]);
+	}
+	return sum;
+}
+
+/* ---- kcm-bpf ---- */
+
+static int kcm_reply(struct worker *w, const uint8_t *msg, size_t len)
+{
+	return kcm_send(w->fd, msg, len, 0) == (ssize_t)len ? 0 : -errno;
+}
+
+static void *kcm_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct mmsghdr vec[RECV_VEC];
+	struct iovec iov[RECV_VEC];
+	size_t cap = B.cfg.size;
+	uint8_t *bufs = malloc(cap * RECV_VEC);
+
+	for (int i = 0; bufs && i < RECV_VEC; i++) {
+		iov[i] = (struct iovec){ bufs + i * cap, cap };
+		vec[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
+	}
+	while (bufs && !atomic_load(&B.stop)) {
+		int n;
+
+		maybe_stall(w);
+		n = kcm_recvmmsg(w->fd, vec, RECV_VEC, MSG_DONTWAIT);
+		if (n < 0) {
+			struct pollfd p = { .fd = w->fd, .events = POLLIN };
+
+			if (errno != EAGAIN && errno != EINTR)
+				break;
+			poll(&p, 1, 10);
+			continue;
+		}
+		for (int i = 0; i < n; i++)
+			deliver(w, iov[i].iov_base, vec[i].msg_len, kcm_reply);
+	}
+	free(bufs);
+	return NULL;
+}
+
+static int kcm_start(void)
+{
+	struct kcm_mux_opts o = {
+		.sz = sizeof(o),
+		.framing = KCM_FRAMING_THRIFT,
+		.max_msg_size = B.cfg.size > 65536 ? B.cfg.size : 65536,
+		.batch = B.cfg.batch,
+		.member_rcvbuf = B.cfg.member_rcvbuf,
+	};
+
+	mux = kcm_mux_create(&o);
+	if (!mux) {
+		fprintf(stderr, "rx_bench: kcm_mux_create: %s\n", kcm_last_error());
+		return -1;
+	}
+	for (unsigned int i = 0; i < B.cfg.workers; i++) {
+		B.w[i].fd = i ? kcm_clone(B.w[0].fd) : kcm_socket(mux);
+		if (B.w[i].fd < 0 || pthread_create(&B.w[i].th, NULL, kcm_worker, &B.w[i]))
+			return -1;
+	}
+	for (unsigned int i = 0; i < B.cfg.conns; i++)
+		if (kcm_attach(mux, B.srv[i])) {
+			fprintf(stderr, "rx_bench: kcm_attach: %s\n", kcm_last_error());
+			return -1;
+		}
+	return 0;
+}
+
+/* ---- userspace demux ---- */
+
+static int sock_reply(struct worker *w, const uint8_t *msg, size_t len)
+{
+	uint32_t conn;
+	int err;
+
+	(void)w;
+	memcpy(&conn, msg + 4, 4);
+	pthread_mutex_lock(&B.srv_lock[conn]);
+	err = write_full(B.srv[conn], msg, len);
+	pthread_mutex_unlock(&B.srv_lock[conn]);
+	return err;
+}
+
+/* A worker re-splits the stream of whole messages the reader handed it. */
+static void *demux_worker(void *arg)
+{
+	struct worker *w = arg;
+	uint8_t *buf = malloc(READ_CHUNK + B.cfg.size);
+	size_t have = 0;
+
+	while (buf && !atomic_load(&B.stop)) {
+		ssize_t r;
+
+		maybe_stall(w);
+		r = read(w->fd, buf + have, READ_CHUNK + B.cfg.size - have);
+		if (r < 0 && errno == EAGAIN) {
+			struct pollfd p = { .fd = w->fd, .events = POLLIN };
+
+			poll(&p, 1, 10);
+			continue;
+		}
+		if (r <= 0)
+			break;
+		have += r;
+		cut_frames(w, buf, &have, sock_reply);
+	}
+	free(buf);
+	return NULL;
+}
+
+struct conn_buf {
+	uint8_t *buf;
+	size_t have;
+};
+
+/* What a worker's pair would not take yet: the reader gives that worker nothing more. */
+struct backlog {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+static struct backlog backlog[MAX_WORKERS];
+
+static int backlog_add(struct backlog *b, const struct iovec *iov, size_t n, size_t skip)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t l = iov[i].iov_len;
+		const uint8_t *p = iov[i].iov_base;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		p += skip;
+		l -= skip;
+		skip = 0;
+		if (b->len + l > b->cap) {
+			size_t cap = (b->len + l) * 2;
+			uint8_t *nb = realloc(b->buf, cap);
+
+			if (!nb)
+				return -ENOMEM;
+			b->buf = nb;
+			b->cap = cap;
+		}
+		memcpy(b->buf + b->len, p, l);
+		b->len += l;
+	}
+	return 0;
+}
+
+/* Hand @n frames to worker @w without blocking; what does not fit waits in its backlog. */
+static void demux_flush(unsigned int w, struct iovec *iov, size_t n)
+{
+	struct backlog *b = &backlog[w];
+	ssize_t r;
+
+	if (b->len) {
+		r = write(pair_in[w], b->buf, b->len);
+		if (r > 0) {
+			memmove(b->buf, b->buf + r, b->len - r);
+			b->len -= r;
+		}
+	}
+	if (!n)
+		return;
+	if (b->len) {
+		backlog_add(b, iov, n, 0);
+		return;
+	}
+	r = writev(pair_in[w], iov, n);
+	backlog_add(b, iov, n, r > 0 ? (size_t)r : 0);
+}
+
+/* The next worker whose pair took everything so far; wait when none has. */
+static unsigned int demux_pick(unsigned int *next)
+{
+	unsigned int nw = B.cfg.workers;
+
+	for (;;) {
+		struct pollfd p[MAX_WORKERS];
+
+		for (unsigned int k = 0; k < nw; k++) {
+			unsigned int w = (*next + k) % nw;
+
+			if (!backlog[w].len) {
+				*next = (w + 1) % nw;
+				return w;
+			}
+		}
+		for (unsigned int w = 0; w < nw; w++)
+			p[w] = (struct pollfd){ .fd = pair_in[w], .events = POLLOUT };
+		poll(p, nw, 10);
+		for (unsigned int w = 0; w < nw; w++)
+			demux_flush(w, NULL, 0);
+		if (atomic_load(&B.stop))
+			return *next;
+	}
+}
+
+#define IOV_MAX_BATCH 512
+
+/*
+ * The reader: every readable connection is read in large chunks; complete frames go
+ * round-robin to the workers as iovecs into the read buffer, and one writev per worker
+ * per pass hands them over without another copy. A worker that does not keep up (its
+ * pair is full) gets nothing more until it has taken its backlog.
+ */
+static void *demux_reader(void *arg)
+{
+	unsigned int nw = B.cfg.workers, next = 0;
+	struct conn_buf *cb = calloc(B.cfg.conns, sizeof(*cb));
+	struct iovec *iov = calloc((size_t)nw * IOV_MAX_BATCH, sizeof(*iov));
+	size_t niov[MAX_WORKERS] = { 0 }, cap = READ_CHUNK + B.cfg.size;
+	struct epoll_event ev[MAX_CONNS];
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	(void)arg;
+	for (unsigned int i = 0; cb && i < B.cfg.conns; i++) {
+		struct epoll_event e = { .events = EPOLLIN, .data.u32 = i };
+
+		cb[i].buf = malloc(cap);
+		epoll_ctl(ep, EPOLL_CTL_ADD, B.srv[i], &e);
+	}
+	while (cb && iov && !atomic_load(&B.stop)) {
+		int n = epoll_wait(ep, ev, MAX_CONNS, 10);
+
+		for (unsigned int w = 0; n == 0 && w < nw; w++)
+			demux_flush(w, NULL, 0);
+		for (int e = 0; e < n; e++) {
+			struct conn_buf *c = &cb[ev[e].data.u32];
+			ssize_t r = read(B.srv[ev[e].data.u32], c->buf + c->have, cap - c->have);
+			size_t off = 0;
+
+			if (r <= 0)
+				continue;
+			c->have += r;
+			while (c->have - off >= 4) {
+				uint32_t len;
+				unsigned int w;
+
+				memcpy(&len, c->buf + off, 4);
+				len = __builtin_bswap32(len) + 4;
+				if (c->have - off < len)
+					break;
+				w = demux_pick(&next);
+				iov[w * IOV_MAX_BATCH + niov[w]++] = (struct iovec){ c->buf + off, len };
+				off += len;
+				if (niov[w] == IOV_MAX_BATCH) {
+					demux_flush(w, iov + w * IOV_MAX_BATCH, niov[w]);
+					niov[w] = 0;
+				}
+			}
+			for (unsigned int w = 0; w < nw; w++) {
+				demux_flush(w, iov + w * IOV_MAX_BATCH, niov[w]);
+				niov[w] = 0;
+			}
+			memmove(c->buf, c->buf + off, c->have - off);
+			c->have -= off;
+		}
+	}
+	for (unsigned int i = 0; cb && i < B.cfg.conns; i++)
+		free(cb[i].buf);
+	free(cb);
+	free(iov);
+	close(ep);
+	return NULL;
+}
+
+static int demux_start(void)
+{
+	for (unsigned int i = 0; i < B.cfg.workers; i++) {
+		int sv[2], sz = PAIR_BUF;
+
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
+			return -1;
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &sz, sizeof(sz));
+		setsockopt(sv[1], SOL_SOCKET, SO_RCVBUFFORCE, &sz, sizeof(sz));
+		pair_in[i] = sv[0];
+		B.w[i].fd = sv[1];
+		if (pthread_create(&B.w[i].th, NULL, demux_worker, &B.w[i]))
+			return -1;
+	}
+	return pthread_create(&reader, NULL, demux_reader, NULL) ? -1 : 0;
+}
+
+/* ---- direct: each worker owns connections i % workers ---- */
+
+static int direct_reply(struct worker *w, const uint8_t *msg, size_t len)
+{
+	uint32_t conn;
+
+	(void)w;
+	memcpy(&conn, msg + 4, 4);
+	return write_full(B.srv[conn], msg, len); /* only this worker writes on it */
+}
+
+static void *direct_worker(void *arg)
+{
+	struct worker *w = arg;
+	struct conn_buf cb[MAX_CONNS] = { 0 };
+	struct epoll_event ev[MAX_CONNS];
+	size_t cap = READ_CHUNK + B.cfg.size;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	for (unsigned int i = w->id; i < B.cfg.conns; i += B.cfg.workers) {
+		struct epoll_event e = { .events = EPOLLIN, .data.u32 = i };
+
+		cb[i].buf = malloc(cap);
+		epoll_ctl(ep, EPOLL_CTL_ADD, B.srv[i], &e);
+	}
+	while (!atomic_load(&B.stop)) {
+		int n;
+
+		maybe_stall(w);
+		n = epoll_wait(ep, ev, MAX_CONNS, 10);
+		for (int e = 0; e < n; e++) {
+			struct conn_buf *c = &cb[ev[e].data.u32];
+			ssize_t r = read(B.srv[ev[e].data.u32], c->buf + c->have, cap - c->have);
+
+			if (r <= 0)
+				continue;
+			c->have += r;
+			cut_frames(w, c->buf, &c->have, direct_reply);
+		}
+	}
+	for (unsigned int i = 0; i < B.cfg.conns; i++)
+		free(cb[i].buf);
+	close(ep);
+	return NULL;
+}
+
+static int direct_start(void)
+{
+	for (unsigned int i = 0; i < B.cfg.workers; i++) {
+		B.w[i].fd = -1;
+		if (pthread_create(&B.w[i].th, NULL, direct_worker, &B.w[i]))
+			return -1;
+	}
+	return 0;
+}
+
+int rx_start(void)
+{
+	for (unsigned int i = 0; i < MAX_WORKERS; i++) {
+		pair_in[i] = -1;
+		B.w[i].id = i;
+	}
+	switch (B.cfg.variant) {
+	case V_KCM:
+	case V_KCM_BATCH:
+		return kcm_start();
+	case V_DEMUX:
+		return demux_start();
+	default:
+		return direct_start();
+	}
+}
+
+void rx_stop(void)
+{
+	atomic_store(&B.stop, true);
+	if (B.cfg.variant == V_DEMUX)
+		pthread_join(reader, NULL);
+	for (unsigned int i = 0; i < B.cfg.workers; i++)
+		if (B.w[i].th)
+			pthread_join(B.w[i].th, NULL);
+	for (unsigned int i = 0; i < B.cfg.workers; i++) {
+		if (pair_in[i] >= 0)
+			close(pair_in[i]);
+		free(backlog[i].buf);
+	}
+	kcm_mux_destroy(mux); /* closes the KCM sockets and its transport references */
+	if (!mux)
+		for (unsigned int i = 0; i < B.cfg.workers; i++)
+			if (B.w[i].fd >= 0)
+				close(B.w[i].fd);
+	mux = NULL;
+}

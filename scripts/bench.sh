@@ -260,23 +260,6 @@ def r: if . == null then "?" elif . >= 1e6 then "\(. / 1e4 | floor / 100) M"
 	+ "\((.peak_mem_bytes // 0) / 1048576 * 10 | floor / 10) MiB" else "" end)
 + (if .ok then "" else "  FAIL: " + (if .lost != null
 	then "lost \(.lost) dup \(.dup) corrupt \(.corrupt); " else "" end) + (.error // "") end)'
-# variant_args VARIANT ARGS...: kcm at its default settings moves ~30 k msgs/s (each
-# queued message holds a segment's truesize against a 4 MiB receive buffer, see
-# docs/memory.md), so it sends 1/20 of the messages; rates stay comparable.
-variant_args() {
-	local v=$1
-	shift
-	while [ $# -gt 0 ]; do
-		if [ "$v" = kcm ] && [ "$1" = --msgs ]; then
-			echo --msgs; echo $(( $2 / 20 > 500 ? $2 / 20 : ($2 < 500 ? $2 : 500) ))
-			shift 2
-			continue
-		fi
-		echo "$1"
-		shift
-	done
-}
-
 seq=0
 for c in "${selected[@]}"; do
 	# shellcheck disable=SC2086
@@ -285,7 +268,7 @@ for c in "${selected[@]}"; do
 	for ((rep = 1; rep <= runs; rep++)); do
 		for v in $variants; do
 			seq=$((seq + 1))
-			run_one "$l" "$1" "$v" "$rep" "$seq" "$2" "$3" "$4" $(variant_args "$v" "${@:5}")
+			run_one "$l" "$1" "$v" "$rep" "$seq" "$2" "$3" "$4" "${@:5}"
 			summary=$(jq -r "$summary_jq" <<<"$LAST")
 			jq -e .ok >/dev/null <<<"$LAST" || bad=$((bad + 1))
 			el=$(( $(date +%s) - t_start ))

@@ -33,7 +33,6 @@ struct cfg {
 
 /* The documented tuning (docs/benchmarks.md): the variant kcm-batch. */
 #define TUNED_BATCH 1024
-#define TUNED_MEMBER_RCVBUF (32 << 20)
 
 struct worker {
 	pthread_t th;

@@ -18,7 +18,7 @@
 #include "bench.h"
 #include "kcm.h"
 
-#define RECV_VEC 64
+#define RECV_VEC 1024
 #define READ_CHUNK (1u << 20)
 #define PAIR_BUF (4 << 20)
 

@@ -67,10 +67,10 @@ static void usage(FILE *f)
 		"                --size BYTES --conns C --workers W [--msgs N] [--seconds S]\n"
 		"                [--outstanding K] [--hot PCT] [--stall-ms MS] [--json]\n"
 		"                [--batch N] [--member-rcvbuf BYTES]\n"
-		"kcm-batch is kcm with the documented tuning: batch %d, KCM socket SO_RCVBUF %d.\n"
+		"kcm-batch is kcm with the documented tuning: batch %d (messages per redirect).\n"
 		"One run over loopback TCP; prints one JSON line. Sizes include the 4-byte\n"
 		"length prefix (at least %d). Exit 0 when every message arrived intact, once.\n",
-		TUNED_BATCH, TUNED_MEMBER_RCVBUF, MSG_MIN);
+		TUNED_BATCH, MSG_MIN);
 }
 
 static uint64_t tag_of(uint32_t conn, uint32_t seq)
@@ -458,7 +458,7 @@ static void parse(int argc, char **argv)
 	if (c->batch == -1u)
 		c->batch = c->variant == V_KCM_BATCH ? TUNED_BATCH : 0;
 	if (c->member_rcvbuf < 0)
-		c->member_rcvbuf = c->variant == V_KCM_BATCH ? TUNED_MEMBER_RCVBUF : 0;
+		c->member_rcvbuf = 0;
 	if ((int)c->variant < 0 || (int)c->mode < 0 || c->size < MSG_MIN ||
 	    c->size > (16u << 20) || !c->conns || c->conns > MAX_CONNS || !c->workers ||
 	    c->workers > MAX_WORKERS || c->hot_pct > 100 || !c->outstanding ||

@@ -60,7 +60,7 @@ struct kcm_mux_opts {
 	 * 0 = raise it to 2 * max_msg_size when smaller; -1 = leave it alone.
 	 */
 	int transport_rcvbuf;
-	/* SO_RCVBUF of each KCM socket; 0 = 4 MiB. See docs/memory.md for the cost. */
+	/* SO_RCVBUF of each KCM socket; 0 = 32 MiB. See docs/memory.md for the cost. */
 	int member_rcvbuf;
 	/* Pin the mux under /sys/fs/bpf/kcm/<pin_name>/ so other processes can open it. */
 	const char *pin_name;

@@ -17,6 +17,8 @@
 
 #define DEFAULT_MAX_MSG (64u * 1024)
 #define MAX_MAX_MSG (256u * 1024 * 1024)
+/* 4 MiB held about 60 queued messages and delivery fell to ~30 k msgs/s (docs/memory.md). */
+#define DEFAULT_MEMBER_RCVBUF (32 << 20)
 
 static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 {
@@ -45,7 +47,7 @@ static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 		.max_msg = o->max_msg_size ? o->max_msg_size : DEFAULT_MAX_MSG,
 		.batch = o->batch ? o->batch : 1,
 		.transport_rcvbuf = o->transport_rcvbuf,
-		.member_rcvbuf = o->member_rcvbuf ? o->member_rcvbuf : 4 << 20,
+		.member_rcvbuf = o->member_rcvbuf ? o->member_rcvbuf : DEFAULT_MEMBER_RCVBUF,
 		.version = KCM_CONFIG_VERSION,
 		.parsers = o->parser != NULL,
 	};

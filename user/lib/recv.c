@@ -15,7 +15,8 @@
 #define HDR_MAX (4096 + 8)
 #define IOV_STACK 64
 #define IOV_BATCH 1024		/* UIO_MAXIOV */
-#define PEEK_MAX (256 * 1024)	/* bytes one kcm_recvmmsg() looks at */
+#define PEEK_MAX (1024 * 1024)	/* bytes one kcm_recvmmsg() looks at, at most */
+#define PEEK_MIN (64 * 1024)
 
 static __thread char scratch[64 * 1024];
 
@@ -169,12 +170,17 @@ static int recv_batch(struct kcm_sock *ks, struct mmsghdr *vec, unsigned int vle
 	static __thread unsigned char peek[PEEK_MAX];
 	struct iovec iov[IOV_BATCH], *cur = iov;
 	const struct kcm_mux *mux = ks->mux;
-	size_t niov = 0, total = 0, got = 0, n;
+	size_t niov = 0, total = 0, got = 0, n, want = 0;
 	unsigned int k = 0;
 	struct msghdr m = { 0 };
 	ssize_t r;
 
-	r = recv(ks->fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+	/* Peek about what the buffers can take: a peek copies every byte it looks at. */
+	for (unsigned int i = 0; i < vlen && want < sizeof(peek); i++)
+		for (size_t j = 0; j < vec[i].msg_hdr.msg_iovlen; j++)
+			want += vec[i].msg_hdr.msg_iov[j].iov_len;
+	want = want < PEEK_MIN ? PEEK_MIN : want > sizeof(peek) ? sizeof(peek) : want;
+	r = recv(ks->fd, peek, want, MSG_PEEK | MSG_DONTWAIT);
 	if (r < 0)
 		return -errno;
 	for (size_t off = 0; k < vlen && off < (size_t)r; k++) {

@@ -33,7 +33,7 @@ static void create_help(FILE *f)
 		"  --policy P            messages (default) or bytes: what round-robin balances\n"
 		"  --transport-rcvbuf SIZE|keep  SO_RCVBUF for attached sockets (default: raised\n"
 		"                        to carry --max; strparser fails longer messages)\n"
-		"  --member-rcvbuf SIZE  SO_RCVBUF of each KCM socket (default 4M)\n"
+		"  --member-rcvbuf SIZE  SO_RCVBUF of each KCM socket (default 32M)\n"
 		"  -j, --json            print the result as JSON\n"
 		"  -h, --help            this text\n",
 		KCM_MAX_BATCH);

@@ -486,8 +486,16 @@ class Report:
             return ""
         per_worker = r["msgs_per_s"] / max(1, r.get("workers") or 1)
         would = per_worker * r["stall_ms"] / 1000 * r.get("size", 0)
-        return (f"queueing all the stalled worker's share for {r['stall_ms']} ms would take about "
+        text = (f"queueing all the stalled worker's share for {r['stall_ms']} ms would take about "
                 f"{mib(would)} of payload: memory grew with the stall.")
+        if v.startswith("kcm"):
+            text += (" sockmap has no receive backpressure (KERNEL-NOTES): round-robin keeps "
+                     "steering the stalled KCM socket its share, and once its buffer is full the "
+                     "redirects wait in the kernel, uncharged, without slowing the TCP peer. "
+                     "Only the harness's cap on messages in flight (1 GiB in stall runs) "
+                     "bounded it; an application needs such a cap, or kcm_recv_disable() on a "
+                     "worker that stops reading.")
+        return text
 
     def tx_cells(self):
         return self.tx.get("cells", []) if self.tx else []

@@ -114,6 +114,11 @@ api_group() {
 	api_group pinned_mux pinned_mux
 }
 
+@test "transport options: every one set on the socket, an explicit SO_RCVBUF kept, bad ranges named" {
+	require_root
+	api_group transport_options transport_options
+}
+
 @test "parser programs: ids, refused objects, old option sizes, recvmmsg and recv_disable" {
 	require_root
 	api_group parser_ parser_api parser_recv

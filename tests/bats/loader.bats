@@ -205,3 +205,23 @@ teardown() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"failed to read /sys/fs/bpf/kcm: Permission denied"* ]]
 }
+
+@test "attach --keepalive --user-timeout --nodelay --linger set the options on the app's socket" {
+	netns_setup
+	"$LOADER" create "$MUX"
+	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:7110" --ready-file "$TMP/holder"
+	bg_run in_client "$PROGS/kcm_client" --connect "$IP_S:7110" --count 0 --hold 30
+	wait_for_file "$TMP/holder"
+	read -r pid fd < "$TMP/holder"
+	run "$LOADER" attach "$MUX" --pid "$pid" --fd "$fd" --keepalive 9,3,4 --user-timeout 2500 \
+		--nodelay --linger abort --rcvtimeo 1500
+	[ "$status" -eq 0 ]
+	# the kernel now runs a keepalive timer on it (idle 9 s); nothing else set one
+	run in_server ss -tno state established '( sport = :7110 )'
+	[[ "$output" == *"timer:(keepalive"* ]]
+	run "$LOADER" attach "$MUX" --pid "$pid" --fd "$fd" --keepalive 9,3,400
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"invalid --keepalive '9,3,400'"* ]]
+	run "$LOADER" unattach "$MUX" --pid "$pid" --fd "$fd" --nodelay
+	[ "$status" -eq 2 ]
+}

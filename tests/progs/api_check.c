@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 #include <stdbool.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
@@ -1460,6 +1462,67 @@ out:
 	close(s);
 }
 
+/* ---- transport options ---- */
+
+static int sockopt_int(int fd, int level, int opt)
+{
+	int v = -1;
+	socklen_t len = sizeof(v);
+
+	getsockopt(fd, level, opt, &v, &len);
+	return v;
+}
+
+/* kcm_attach_opts sets every option, keeps an explicit SO_RCVBUF, refuses bad ranges. */
+static void t_transport_options(void)
+{
+	struct kcm_transport_opts o = {
+		.sz = sizeof(o), .nodelay = 1, .keepalive_idle = 7, .keepalive_intvl = 3,
+		.keepalive_cnt = 4, .user_timeout_ms = 2500, .rcvbuf = 32768, .rcvtimeo_ms = 1500,
+		.linger = -1,
+	};
+	struct kcm_mux *m = mux_new(NULL, 1 << 20, NULL);
+	struct linger l = { 0 };
+	struct timeval tv = { 0 };
+	socklen_t len;
+	int c = -1, s = -1, k;
+
+	if (!m)
+		return;
+	tcp_pair(&c, &s);
+	o.keepalive_cnt = 200;
+	CHECK_ERR(kcm_attach_opts(m, s, &o), EINVAL, "keepalive_cnt 200");
+	if (!strstr(kcm_last_error(), "keepalive_cnt is 200"))
+		FAILF("error for keepalive_cnt 200: expected it named, got '%s'", kcm_last_error());
+	o.keepalive_cnt = 4;
+	o.sz = 8;
+	CHECK_ERR(kcm_attach_opts(m, s, &o), EINVAL, "sz 8");
+	o.sz = sizeof(o);
+	CHECK_OK(kcm_attach_opts(m, s, &o), "kcm_attach_opts");
+	CHECK_EQ(sockopt_int(s, IPPROTO_TCP, TCP_NODELAY), 1, "TCP_NODELAY");
+	CHECK_EQ(sockopt_int(s, SOL_SOCKET, SO_KEEPALIVE), 1, "SO_KEEPALIVE");
+	CHECK_EQ(sockopt_int(s, IPPROTO_TCP, TCP_KEEPIDLE), 7, "TCP_KEEPIDLE");
+	CHECK_EQ(sockopt_int(s, IPPROTO_TCP, TCP_KEEPINTVL), 3, "TCP_KEEPINTVL");
+	CHECK_EQ(sockopt_int(s, IPPROTO_TCP, TCP_KEEPCNT), 4, "TCP_KEEPCNT");
+	CHECK_EQ(sockopt_int(s, IPPROTO_TCP, TCP_USER_TIMEOUT), 2500, "TCP_USER_TIMEOUT");
+	/* the kernel doubles it; attach would have raised it to carry 1 MiB messages */
+	CHECK_EQ(sockopt_int(s, SOL_SOCKET, SO_RCVBUF), 65536, "SO_RCVBUF kept");
+	len = sizeof(tv);
+	getsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, &len);
+	CHECK_EQ(tv.tv_sec * 1000 + tv.tv_usec / 1000, 1500, "SO_RCVTIMEO ms");
+	len = sizeof(l);
+	getsockopt(s, SOL_SOCKET, SO_LINGER, &l, &len);
+	CHECK_EQ(l.l_onoff * 1000 + l.l_linger, 1000, "SO_LINGER abortive (on, 0 s)");
+	/* the transport still carries messages */
+	k = kcm_socket(m);
+	peer_send(c, 31, 0, 3, 100);
+	for (uint32_t i = 0; i < 3; i++)
+		expect_msg(k, 31, i, 100, "message on the transport with options");
+	kcm_mux_destroy(m);
+	close(c);
+	close(s);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1495,6 +1558,7 @@ static const struct {
 	{ "send_enotconn", t_send_enotconn },
 	{ "send_nonblock_eagain_whole", t_send_nonblock },
 	{ "pinned_mux", t_pinned },
+	{ "transport_options", t_transport_options },
 	{ "parser_api", t_parser_api },
 	{ "parser_recv", t_parser_recv },
 };

@@ -106,6 +106,28 @@ int kcm_parser_open(struct kcm_mux *mux, const char *path);
 /* kcm_attach() with parser @parser_id (0: the mux's own parser). */
 int kcm_attach_parser(struct kcm_mux *mux, int tcpfd, int parser_id);
 
+/*
+ * TCP options for a transport, each answering a failure (docs/transport-options.md).
+ * 0 leaves an option as it is.
+ */
+struct kcm_transport_opts {
+	size_t sz;			/* sizeof(struct kcm_transport_opts) */
+	int nodelay;			/* 1: TCP_NODELAY on, -1: off */
+	int keepalive_idle;		/* seconds of quiet before probes (turns SO_KEEPALIVE on) */
+	int keepalive_intvl;		/* seconds between probes */
+	int keepalive_cnt;		/* unanswered probes before the connection is dropped */
+	int user_timeout_ms;		/* TCP_USER_TIMEOUT: give up when data stays unacked */
+	int rcvbuf;			/* SO_RCVBUF; kcm_attach_opts() then keeps it */
+	int rcvtimeo_ms;		/* SO_RCVTIMEO: bounds message assembly (ETIMEDOUT) */
+	int linger;			/* -1: abortive close (RST); > 0: linger that many seconds */
+	int parser;			/* kcm_attach_opts(): parser id (0: the mux's own) */
+};
+
+/* Set @opts on a connected TCP socket; EINVAL names the option that is out of range. */
+int kcm_transport_configure(int tcpfd, const struct kcm_transport_opts *opts);
+/* kcm_transport_configure() then kcm_attach_parser(mux, tcpfd, opts->parser). */
+int kcm_attach_opts(struct kcm_mux *mux, int tcpfd, const struct kcm_transport_opts *opts);
+
 /* Attach a connected TCP socket (the library keeps its own reference), or unattach it.
  * EOPNOTSUPP: not TCP or not connected; EALREADY: attached; ENOENT: not attached. */
 int kcm_attach(struct kcm_mux *mux, int tcpfd);
@@ -115,6 +137,9 @@ int kcm_attach(struct kcm_mux *mux, int tcpfd);
 int kcm_attach_owned(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd);
 int kcm_attach_owned_parser(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 			    int parser_id);
+/* kcm_attach_owned() with transport options (and opts->parser). */
+int kcm_attach_owned_opts(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
+			  const struct kcm_transport_opts *opts);
 int kcm_unattach(struct kcm_mux *mux, int tcpfd);
 /* Unattach by socket cookie (SO_COOKIE), for sockets this process has no fd of. */
 int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie);

@@ -86,6 +86,9 @@ int kcm_steer_sync(struct kcm_mux *mux);
 void kcm_sock_free(struct kcm_sock *ks);	/* closes ks->fd */
 void kcm_sock_forget(struct kcm_sock *ks);	/* the fd is no longer ours */
 
+/* transport_opts.c: 0 or -errno (kcm_last_error() says which option) */
+int kcm_transport_apply(int fd, const struct kcm_transport_opts *o);
+
 /* transports.c */
 int kcm_tx_refresh(struct kcm_mux *mux);
 void kcm_tx_clear(struct kcm_mux *mux);

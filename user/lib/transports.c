@@ -186,7 +186,7 @@ static void kick_parser(int fd)
 
 /* Insert @fd; record who holds it. Caller holds the mux lock. Returns the slot. */
 static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid, int owner_fd,
-			 int parser)
+			 int parser, bool keep_rcvbuf)
 {
 	struct kcm_transport_info info = { .cookie = cookie, .pid = pid, .fd = owner_fd,
 					   .parser = parser };
@@ -202,7 +202,8 @@ static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid
 	if (err < 0)
 		return err;
 	slot = err;
-	size_rcvbuf(&mux->cfg, fd);
+	if (!keep_rcvbuf)
+		size_rcvbuf(&mux->cfg, fd);
 	addr_info(fd, &info);
 	if (bpf_map_update_elem(map, &slot, &fdval, BPF_NOEXIST)) {
 		err = -errno;
@@ -220,7 +221,7 @@ static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid
 }
 
 static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd, bool keep,
-		  int parser)
+		  int parser, const struct kcm_transport_opts *opts)
 {
 	uint64_t cookie;
 	int err, dup = -1, slot;
@@ -234,6 +235,11 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 	if (err)
 		return kcm_fail(err, err == -EOPNOTSUPP ? "fd %d is not a connected TCP socket" :
 				"fd %d cannot be attached", tcpfd);
+	if (opts) {
+		err = kcm_transport_apply(tcpfd, opts);
+		if (err)
+			return err;
+	}
 	cookie = kcm_sock_cookie(tcpfd);
 	if (keep) {
 		dup = fcntl(tcpfd, F_DUPFD_CLOEXEC, 0);
@@ -244,7 +250,8 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 	err = kcm_mux_lock(mux);
 	if (err)
 		goto fail;
-	slot = attach_locked(mux, tcpfd, cookie, owner_pid, owner_fd, parser);
+	slot = attach_locked(mux, tcpfd, cookie, owner_pid, owner_fd, parser,
+			     opts && opts->rcvbuf);
 	if (slot == -ENOENT)
 		kcm_fail(slot, "mux has no parser %d (kcm_parser_open() gives ids)", parser);
 	else if (slot == -EALREADY)
@@ -279,7 +286,26 @@ int kcm_attach(struct kcm_mux *mux, int tcpfd)
 
 int kcm_attach_parser(struct kcm_mux *mux, int tcpfd, int parser_id)
 {
-	int err = attach(mux, tcpfd, getpid(), -1, true, parser_id);
+	int err = attach(mux, tcpfd, getpid(), -1, true, parser_id, NULL);
+
+	if (err)
+		errno = -err;
+	return err ? -1 : 0;
+}
+
+int kcm_attach_opts(struct kcm_mux *mux, int tcpfd, const struct kcm_transport_opts *opts)
+{
+	int err = attach(mux, tcpfd, getpid(), -1, true, opts ? opts->parser : 0, opts);
+
+	if (err)
+		errno = -err;
+	return err ? -1 : 0;
+}
+
+int kcm_attach_owned_opts(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
+			  const struct kcm_transport_opts *opts)
+{
+	int err = attach(mux, tcpfd, owner_pid, owner_fd, false, opts ? opts->parser : 0, opts);
 
 	if (err)
 		errno = -err;
@@ -294,7 +320,7 @@ int kcm_attach_owned(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_
 int kcm_attach_owned_parser(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 			    int parser_id)
 {
-	int err = attach(mux, tcpfd, owner_pid, owner_fd, false, parser_id);
+	int err = attach(mux, tcpfd, owner_pid, owner_fd, false, parser_id, NULL);
 
 	if (err)
 		errno = -err;

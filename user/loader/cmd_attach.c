@@ -22,7 +22,27 @@ struct target {
 	uint64_t pid, fd, cookie;
 	bool have_pid, have_fd, have_cookie;
 	char parser[PATH_MAX];	/* --prog or --frame */
+	struct kcm_transport_opts topts; /* all 0: leave the socket's options alone */
 };
+
+/* --keepalive IDLE[,INTVL[,CNT]] */
+static int parse_keepalive(const char *s, struct kcm_transport_opts *o)
+{
+	int *f[3] = { &o->keepalive_idle, &o->keepalive_intvl, &o->keepalive_cnt };
+	char buf[64], *save = NULL, *tok;
+	int i = 0;
+
+	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+		return -1;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		uint64_t v;
+
+		if (i == 3 || parse_u64(tok, 1, i == 2 ? 127 : 32767, &v))
+			return -1;
+		*f[i++] = v;
+	}
+	return i ? 0 : -1;
+}
 
 /* This process's copy of fd @fd of process @pid, or -errno after saying why not. */
 static int take_fd(pid_t pid, int fd)
@@ -50,15 +70,58 @@ static int parse_target(const char *cmd, int argc, char **argv, struct target *t
 		{ "cookie", required_argument, NULL, 'c' },
 		{ "prog", required_argument, NULL, 'P' },
 		{ "frame", required_argument, NULL, 'F' },
+		{ "nodelay", no_argument, NULL, 'N' },
+		{ "keepalive", required_argument, NULL, 'K' },
+		{ "user-timeout", required_argument, NULL, 'U' },
+		{ "rcvbuf", required_argument, NULL, 'R' },
+		{ "rcvtimeo", required_argument, NULL, 'T' },
+		{ "linger", required_argument, NULL, 'L' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	int c, err;
+	uint64_t v;
 
+	t->topts.sz = sizeof(t->topts);
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		if (strchr("NKURTL", c) && c && strcmp(cmd, "attach"))
+			return usage_error(cmd, "unknown option");
 		switch (c) {
+		case 'N':
+			t->topts.nodelay = 1;
+			break;
+		case 'K':
+			if (parse_keepalive(optarg, &t->topts))
+				return usage_error(cmd, "invalid --keepalive '%s': IDLE[,INTVL[,CNT]] "
+						   "seconds, seconds, probes", optarg);
+			break;
+		case 'U':
+			if (parse_u64(optarg, 1, 0x7fffffff, &v))
+				return usage_error(cmd, "invalid --user-timeout '%s': milliseconds",
+						   optarg);
+			t->topts.user_timeout_ms = v;
+			break;
+		case 'R':
+			if (parse_size(optarg, 4096, 0x3fffffff, &v))
+				return usage_error(cmd, "invalid --rcvbuf '%s'", optarg);
+			t->topts.rcvbuf = v;
+			break;
+		case 'T':
+			if (parse_u64(optarg, 1, 0x7fffffff, &v))
+				return usage_error(cmd, "invalid --rcvtimeo '%s': milliseconds", optarg);
+			t->topts.rcvtimeo_ms = v;
+			break;
+		case 'L':
+			if (!strcmp(optarg, "abort"))
+				t->topts.linger = -1;
+			else if (parse_u64(optarg, 1, 65535, &v))
+				return usage_error(cmd, "invalid --linger '%s': abort or seconds",
+						   optarg);
+			else
+				t->topts.linger = v;
+			break;
 		case 'P':
 		case 'F':
 			if (strcmp(cmd, "attach"))
@@ -109,7 +172,16 @@ static void attach_help(void)
 	       "  --prog OBJ    parse this socket with the stream parser in BPF object OBJ\n"
 	       "                (the mux must have been created with --prog or --frame); it\n"
 	       "                gets a transport map of its own, steering into the same group\n"
-	       "  --frame NAME  --prog with a shipped parser (`kcm-loader parsers`)\n");
+	       "  --frame NAME  --prog with a shipped parser (`kcm-loader parsers`)\n\n"
+	       "Transport options (docs/transport-options.md):\n"
+	       "  --nodelay                  TCP_NODELAY: replies leave without waiting\n"
+	       "  --keepalive IDLE[,INTVL[,CNT]]  probe an idle peer: find it gone after\n"
+	       "                             IDLE + INTVL * CNT seconds\n"
+	       "  --user-timeout MS          TCP_USER_TIMEOUT: fail the connection when sent\n"
+	       "                             data stays unacknowledged MS ms (a cut cable)\n"
+	       "  --rcvbuf SIZE              SO_RCVBUF (bounds the largest message)\n"
+	       "  --rcvtimeo MS              fail a message not complete within MS ms\n"
+	       "  --linger abort|SECONDS     close with RST, or wait up to SECONDS\n");
 }
 
 static void unattach_help(void)
@@ -147,7 +219,8 @@ int cmd_attach(int argc, char **argv)
 		kcm_mux_close(mux);
 		return fail_lib("failed to load the parser", err);
 	}
-	err = kcm_attach_owned_parser(mux, fd, t.pid, t.fd, parser) ? errno : 0;
+	t.topts.parser = parser;
+	err = kcm_attach_owned_opts(mux, fd, t.pid, t.fd, &t.topts) ? errno : 0;
 	if (!err) {
 		uint64_t cookie = 0;
 		socklen_t len = sizeof(cookie);

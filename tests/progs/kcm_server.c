@@ -42,6 +42,7 @@ struct opts {
 	uint64_t per_conn;
 	bool reply;
 	unsigned int rcvtimeo_ms;
+	struct kcm_transport_opts topts;	/* --keepalive, --user-timeout */
 	unsigned int attach_delay_ms;
 	int rcvbuf;
 	const char *pin;
@@ -85,6 +86,7 @@ struct transport {
 	bool failed;		/* SO_ERROR seen and unattached, or never attached */
 	int so_error;		/* SO_ERROR, or the errno of kcm_attach() */
 	bool attach_failed;
+	uint64_t failed_at_ms;	/* CLOCK_REALTIME when the error was seen */
 };
 
 static struct opts o = {
@@ -124,6 +126,8 @@ static void usage(FILE *f)
 "  --per-conn N         each connection id sends seqs 0..N-1 (for the missing count)\n"
 "  --reply              send every message back with kcm_send()\n"
 "  --rcvtimeo MS        SO_RCVTIMEO on each connection before attach\n"
+"  --keepalive I,N,C    keepalive idle, interval (s) and probes on each connection\n"
+"  --user-timeout MS    TCP_USER_TIMEOUT on each connection\n"
 "  --attach-delay MS    wait MS between accept and attach (data queued before attach)\n"
 "  --rcvbuf BYTES       SO_RCVBUF of each transport (mux transport_rcvbuf, -1: keep)\n"
 "  --pin NAME           pin the mux under /sys/fs/bpf/kcm/NAME while running\n"
@@ -143,12 +147,14 @@ static void parse_args(int argc, char **argv)
 	enum { O_LISTEN = 256, O_WORKERS, O_FRAMING, O_MAX, O_BATCH, O_POLICY, O_CONNS,
 	       O_EXPECT, O_EXPECT_ERRORS, O_PER_CONN, O_REPLY, O_RCVTIMEO, O_ATTACH_DELAY,
 	       O_RCVBUF, O_PIN, O_READY, O_ATTACHED, O_TIMEOUT, O_JSON, O_NO_VERIFY, O_PROG,
-	       O_HELP };
+	       O_KEEPALIVE, O_USER_TIMEOUT, O_HELP };
 	static const struct option lo[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "framing", required_argument, NULL, O_FRAMING },
 		{ "prog", required_argument, NULL, O_PROG },
+		{ "keepalive", required_argument, NULL, O_KEEPALIVE },
+		{ "user-timeout", required_argument, NULL, O_USER_TIMEOUT },
 		{ "max", required_argument, NULL, O_MAX },
 		{ "batch", required_argument, NULL, O_BATCH },
 		{ "policy", required_argument, NULL, O_POLICY },
@@ -182,6 +188,14 @@ static void parse_args(int argc, char **argv)
 			break;
 		case O_PROG:
 			o.prog = optarg;
+			break;
+		case O_KEEPALIVE:
+			if (sscanf(optarg, "%d,%d,%d", &o.topts.keepalive_idle,
+				   &o.topts.keepalive_intvl, &o.topts.keepalive_cnt) != 3)
+				usage_error("invalid --keepalive '%s': IDLE,INTVL,CNT", optarg);
+			break;
+		case O_USER_TIMEOUT:
+			o.topts.user_timeout_ms = parse_num("--user-timeout", optarg, 1, 3600 * 1000);
 			break;
 		case O_FRAMING: {
 			struct kcm_framing t = KCM_FRAMING_THRIFT;
@@ -479,7 +493,8 @@ static int accept_one(struct kcm_mux *mux, int lfd)
 		fprintf(stderr, PROG ": failed to dup connection %u: %s\n", nxp, strerror(-err));
 		goto out;
 	}
-	if (kcm_attach(mux, fd)) {
+	o.topts.sz = sizeof(o.topts);
+	if (kcm_attach_opts(mux, fd, &o.topts)) {
 		/* e.g. EOPNOTSUPP: the peer already closed (a sockmap takes only ESTABLISHED) */
 		t->so_error = errno;
 		fprintf(stderr, PROG ": failed to attach connection %u (%s): %s\n", nxp, t->peer,
@@ -495,6 +510,14 @@ out:
 	return err;
 }
 
+static uint64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* A transport reported an error: record it, take it out of the mux, keep serving. */
 static void transport_failed(struct kcm_mux *mux, unsigned int i)
 {
@@ -508,6 +531,7 @@ static void transport_failed(struct kcm_mux *mux, unsigned int i)
 		return;
 	}
 	t->failed = true;
+	t->failed_at_ms = wall_ms();
 	nfailed++;
 	if (kcm_unattach(mux, t->fd) && errno != ENOENT)
 		fprintf(stderr, PROG ": failed to unattach connection %u (%s): %s\n", i, t->peer,
@@ -651,6 +675,7 @@ static int report(enum outcome out)
 			printf("%s{\"conn\":%u,\"peer\":", k++ ? "," : "", i);
 			json_str(xp[i].peer);
 			printf(",\"stage\":\"%s\"", xp[i].attach_failed ? "attach" : "receive");
+			printf(",\"failed_at_ms\":%llu", (unsigned long long)xp[i].failed_at_ms);
 			printf(",\"so_error\":%d,\"error\":", xp[i].so_error);
 			json_str(strerror(xp[i].so_error));
 			putchar('}');

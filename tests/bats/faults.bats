@@ -1,0 +1,61 @@
+#!/usr/bin/env bats
+# Faults between network namespaces: how fast a dead peer shows, and that the other
+# transports keep carrying messages meanwhile (docs/transport-options.md).
+
+load helpers
+
+setup() {
+	require_root
+	netns_setup
+	MUX=kcmt-fault-$$-$BATS_TEST_NUMBER
+	TMP=$(mktemp -d)
+}
+
+teardown() {
+	common_teardown
+	rm -rf "$TMP"
+}
+
+# rx_msgs N: wait until the mux has received N messages (its counters), at most 10 s.
+wait_rx() {
+	local n=0 i
+	for ((i = 0; i < 200; i++)); do
+		n=$("$LOADER" status "$MUX" --json | jq '.[0].counters.rx_msgs')
+		[ "$n" -ge "$1" ] && return 0
+		sleep 0.05
+	done
+	echo "the mux received $n of $1 messages"
+	return 1
+}
+
+@test "a cable cut on an idle transport is found by keepalive within idle + intvl x cnt" {
+	# keepalive 1 s idle, probes every 1 s, 2 unanswered: dead 3 s after the last data
+	bg_run in_server "$PROGS/kcm_server" --listen "$IP_S:7400" --pin "$MUX" --workers 2 \
+		--conns 2 --expect 1100 --expect-errors 1 --keepalive 1,1,2 --timeout 30 --json \
+		--ready-file "$TMP/ready" >"$TMP/server.json" 2>"$TMP/server.err"
+	server=$BG_PID
+	wait_for_file "$TMP/ready"
+	bg_run in_client "$PROGS/kcm_client" --connect "$IP_S:7400" --count 100 --conn-base 0 \
+		--hold 60
+	wait_rx 100
+	cut=$(date +%s%3N)
+	ip -n "$NS_C" link set "$VETH_C" down # the cable: nothing passes either way now
+	# a second transport from inside the server's namespace, which the cut does not touch
+	# (held open: a sockmap takes only established sockets)
+	bg_run in_server "$PROGS/kcm_client" --connect "$IP_S:7400" --count 1000 --conn-base 1 \
+		--hold 30
+	local rc=0
+	wait "$server" || rc=$?
+	cat "$TMP/server.json" "$TMP/server.err"
+	[ "$rc" -eq 0 ]
+	# every message of both connections, once and intact; one transport failed: ETIMEDOUT
+	[ "$(jq .messages "$TMP/server.json")" = 1100 ]
+	[ "$(jq .verified "$TMP/server.json")" = true ]
+	[ "$(jq '.transport_errors | length' "$TMP/server.json")" = 1 ]
+	[ "$(jq '.transport_errors[0].so_error' "$TMP/server.json")" = 110 ]
+	delay=$(( $(jq '.transport_errors[0].failed_at_ms' "$TMP/server.json") - cut ))
+	echo "# found ${delay} ms after the cut" >&3
+	# at most idle + intvl x cnt after the last data (which came before the cut), plus
+	# the server's 100 ms poll and scheduling
+	[ "$delay" -le 3500 ]
+}

@@ -94,6 +94,7 @@ static struct opts o = {
 	.framing = KCM_FRAMING_THRIFT,
 	.framing_is_test = true,
 	.policy = KCM_POLICY_MESSAGES,
+	.topts = { .sz = sizeof(struct kcm_transport_opts) },
 	.conns = 1,
 	.timeout_s = 30,
 	.verify = true,
@@ -493,7 +494,6 @@ static int accept_one(struct kcm_mux *mux, int lfd)
 		fprintf(stderr, PROG ": failed to dup connection %u: %s\n", nxp, strerror(-err));
 		goto out;
 	}
-	o.topts.sz = sizeof(o.topts);
 	if (kcm_attach_opts(mux, fd, &o.topts)) {
 		/* e.g. EOPNOTSUPP: the peer already closed (a sockmap takes only ESTABLISHED) */
 		t->so_error = errno;

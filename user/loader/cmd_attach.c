@@ -86,7 +86,8 @@ static int parse_target(const char *cmd, int argc, char **argv, struct target *t
 	t->topts.sz = sizeof(t->topts);
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		if (strchr("NKURTL", c) && c && strcmp(cmd, "attach"))
+		/* parsers and transport options are attach's: unattach takes neither */
+		if (c > 0 && strchr("PFNKURTL", c) && strcmp(cmd, "attach"))
 			return usage_error(cmd, "unknown option");
 		switch (c) {
 		case 'N':
@@ -124,8 +125,6 @@ static int parse_target(const char *cmd, int argc, char **argv, struct target *t
 			break;
 		case 'P':
 		case 'F':
-			if (strcmp(cmd, "attach"))
-				return usage_error(cmd, "unknown option");
 			err = parser_option(cmd, c, optarg, t->parser, sizeof(t->parser));
 			if (err)
 				return err;

@@ -94,11 +94,115 @@ struct {
 	__type(value, struct kcm_parser_info);
 } parsers SEC(".maps");
 
+/* Transport slot of each attached socket, by SO_COOKIE (filled by libkcm at attach). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KCM_MAX_TRANSPORTS);
+	__type(key, __u64);
+	__type(value, __u32);
+} transport_slot SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KCM_MAX_TRANSPORTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct kcm_transport_stats);
+} transport_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KCM_MAX_MEMBERS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct kcm_member_stats);
+} member_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct kcm_mux_stats);
+} mux_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct kcm_health_cfg);
+} health_cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, KCM_EVENTS_SIZE);
+} events SEC(".maps");
+
 static __always_inline struct kcm_counters *cnt(void)
 {
 	__u32 key = 0;
 
 	return bpf_map_lookup_elem(&counters, &key);
+}
+
+/* Counters of the transport @skb arrived on; NULL when it is not attached (any more). */
+static __always_inline struct kcm_transport_stats *tstats(struct __sk_buff *skb, __u32 *slot)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	__u32 *s = bpf_map_lookup_elem(&transport_slot, &cookie);
+	struct kcm_transport_stats *ts;
+
+	if (!s)
+		return NULL;
+	ts = bpf_map_lookup_elem(&transport_stats, s);
+	if (!ts || ts->cookie != cookie)
+		return NULL;
+	*slot = *s;
+	return ts;
+}
+
+/* Tell user space why the parser failed a transport; the ring buffer may be full. */
+static __always_inline void parse_error_event(struct kcm_transport_stats *ts, __u32 slot, int err)
+{
+	struct kcm_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev)
+		return;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->cookie = ts->cookie;
+	ev->type = KCM_EV_PARSE_ERROR;
+	ev->slot = slot;
+	ev->err = err;
+	ev->state = ts->tcp_state;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+/* Remember what the parser left half done: it is lost if the transport fails now. */
+static __always_inline void note_parse(struct __sk_buff *skb, __u32 avail, int ret, __u32 first)
+{
+	struct kcm_transport_stats *ts;
+	__u32 slot = 0;
+
+	ts = tstats(skb, &slot);
+	if (!ts)
+		return;
+	if (ret < 0) {
+		if (ret == -EMSGSIZE)
+			ts->err_too_big++;
+		else
+			ts->err_bad_len++;
+		ts->partial = 1;
+		ts->partial_bytes = avail;
+		ts->last_err = -ret;
+		parse_error_event(ts, slot, -ret);
+		return;
+	}
+	if (first == 0 && avail)
+		ts->need_more_hdr++;
+	/* 0: header incomplete; first > avail: body incomplete; else the batch is whole */
+	ts->partial = avail && (first == 0 || first > avail);
+	ts->partial_bytes = ts->partial ? avail : 0;
 }
 
 /* strparser keeps the message start in the skb control block; __sk_buff has no field for it. */
@@ -198,8 +302,8 @@ int kcm_parser(struct __sk_buff *skb)
 {
 	struct strp_msg m = strp_msg_of(skb);
 	struct kcm_counters *c = cnt();
-	__u32 base = m.offset, avail, pos = 0, limit;
-	int len;
+	__u32 base = m.offset, avail, pos = 0, limit, first = 0;
+	int len, ret;
 
 	if (skb->len <= base)
 		return 0;
@@ -221,11 +325,16 @@ int kcm_parser(struct __sk_buff *skb)
 				c->err_too_big++;
 			else if (c)
 				c->err_bad_len++;
+			note_parse(skb, avail, len, 0);
 			return len;
 		}
+		if (n == 0)
+			first = len;
 		if ((__u32)len > avail - pos) {
-			if (n == 0)
+			if (n == 0) {
+				note_parse(skb, avail, len, first);
 				return len;
+			}
 			break;
 		}
 		/* a batch must not look like one oversized message to strparser */
@@ -233,7 +342,9 @@ int kcm_parser(struct __sk_buff *skb)
 			break;
 		pos += len;
 	}
-	return pos;
+	ret = pos;
+	note_parse(skb, avail, ret, first);
+	return ret;
 }
 
 /* Number of messages in a batch the parser accepted. */
@@ -308,6 +419,20 @@ int kcm_verdict(struct __sk_buff *skb)
 	struct kcm_counters *c = cnt();
 	int ret = kcm_steer(skb, msgs, m.full_len);
 
+	struct kcm_transport_stats *ts;
+	__u32 slot = 0;
+
+	ts = tstats(skb, &slot);
+	if (ts) {
+		if (ret == SK_PASS) {
+			ts->rx_msgs += msgs;
+			ts->rx_bytes += m.full_len;
+		} else {
+			ts->rx_drops += msgs;
+		}
+		ts->partial = 0;
+		ts->partial_bytes = 0;
+	}
 	if (!c)
 		return ret;
 	if (ret == SK_PASS) {

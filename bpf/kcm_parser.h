@@ -66,6 +66,27 @@ struct {
 	__type(value, struct kcm_counters);
 } kcm_counters SEC(".maps");
 
+/* Per-transport counters and the event ring buffer, shared the same way. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, KCM_MAX_TRANSPORTS);
+	__type(key, __u64);
+	__type(value, __u32);
+} kcm_transport_slot SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, KCM_MAX_TRANSPORTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct kcm_transport_stats);
+} kcm_transport_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, KCM_EVENTS_SIZE);
+} kcm_events SEC(".maps");
+
 /* CO-RE views of the kernel structures that hold strparser's message offset. */
 struct strp_msg___kcm {
 	int full_len;
@@ -175,7 +196,43 @@ static __always_inline void kcm__begin(struct kcm_ctx *ctx, struct __sk_buff *sk
 	ctx->avail = skb->len > ctx->base ? skb->len - ctx->base : 0;
 }
 
-static __always_inline int kcm__finish(struct kcm_ctx *ctx, __s64 len)
+/* The transport's counters: a failed transport, or a message it is still assembling,
+ * is what user space counts as lost when the transport fails. */
+static __always_inline void kcm__note(struct kcm_ctx *ctx, int ret)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx->skb);
+	__u32 *slot = bpf_map_lookup_elem(&kcm_transport_slot, &cookie);
+	struct kcm_transport_stats *ts;
+	struct kcm_event *ev;
+
+	ts = slot ? bpf_map_lookup_elem(&kcm_transport_stats, slot) : (void *)0;
+	if (!ts || ts->cookie != cookie)
+		return;
+	if (ret == 0)
+		ts->need_more_hdr++;
+	ts->partial = ret <= 0 || (__u32)ret > ctx->avail;
+	ts->partial_bytes = ts->partial ? ctx->avail : 0;
+	if (ret >= 0)
+		return;
+	if (ret == -EMSGSIZE)
+		ts->err_too_big++;
+	else
+		ts->err_bad_len++;
+	ts->last_err = -ret;
+	ev = bpf_ringbuf_reserve(&kcm_events, sizeof(*ev), 0);
+	if (!ev)
+		return;
+	__builtin_memset(ev, 0, sizeof(*ev));
+	ev->ts_ns = bpf_ktime_get_ns();
+	ev->cookie = cookie;
+	ev->type = KCM_EV_PARSE_ERROR;
+	ev->slot = *slot;
+	ev->err = -ret;
+	ev->state = ts->tcp_state;
+	bpf_ringbuf_submit(ev, 0);
+}
+
+static __always_inline int kcm__judge(struct kcm_ctx *ctx, __s64 len)
 {
 	__u32 key = 0, max = 0;
 	struct kcm_config *cfg = bpf_map_lookup_elem(&kcm_mux_config, &key);
@@ -200,6 +257,14 @@ static __always_inline int kcm__finish(struct kcm_ctx *ctx, __s64 len)
 	if (c)
 		c->err_bad_len++;
 	return len < 0 && len >= -4095 ? (int)len : -EBADMSG;
+}
+
+static __always_inline int kcm__finish(struct kcm_ctx *ctx, __s64 len)
+{
+	int ret = kcm__judge(ctx, len);
+
+	kcm__note(ctx, ret);
+	return ret;
 }
 
 /*

@@ -46,6 +46,105 @@ struct kcm_steer {
 	__s64 credit[KCM_MAX_MEMBERS];
 };
 
+/*
+ * Statistics of one transport (array indexed by transport slot, mmapable; libkcm zeroes
+ * the slot at attach). The data plane adds the receive and parse counters, libkcm the
+ * transmit counters and losses (atomic adds through the mmapped map).
+ */
+struct kcm_transport_stats {
+	__u64 cookie;		/* SO_COOKIE of the transport these counters belong to */
+	__u64 rx_msgs;		/* messages delivered to a KCM socket */
+	__u64 rx_bytes;
+	__u64 tx_msgs;		/* messages sent whole on it */
+	__u64 tx_bytes;
+	__u64 need_more_hdr;	/* parser calls that found an incomplete header */
+	__u64 err_too_big;	/* frames longer than the mux maximum */
+	__u64 err_bad_len;	/* length fields that cannot be valid */
+	__u64 err_timeout;	/* SO_RCVTIMEO expired while a message was half assembled */
+	__u64 rx_drops;		/* messages no KCM socket could take */
+	__u64 lost_msgs;	/* in flight when the transport failed or was unattached */
+	__u64 lost_bytes;	/* bytes of them received, and bytes left unparsed */
+	__u32 partial;		/* 1 while a message is being assembled */
+	__u32 partial_bytes;	/* bytes of it the parser has seen */
+	__s32 last_err;		/* errno that failed the transport (parser or TCP); 0 none */
+	__u32 tcp_state;	/* last TCP state the health program saw (TCP_* numbers) */
+};
+
+/* Statistics of one KCM socket (array indexed by group slot, mmapable), zeroed when
+ * the slot is given out; receive counts are in member_counters. */
+struct kcm_member_stats {
+	__u64 cookie;
+	__u64 tx_msgs;
+	__u64 tx_bytes;
+	__u64 requeued_msgs;	/* moved off it by kcm_recv_disable() */
+};
+
+/* Totals of the mux kept by libkcm (array, key 0, mmapable). */
+struct kcm_mux_stats {
+	__u64 attaches;
+	__u64 unattaches;
+	__u64 tx_msgs;
+	__u64 tx_bytes;
+	__u64 tx_errors;	/* sends that failed on a transport (it was then left) */
+	__u64 err_timeout;	/* assembly timeouts (SO_RCVTIMEO) */
+	__u64 transport_failures; /* transports that failed (any reason) */
+	__u64 lost_msgs;
+	__u64 lost_bytes;
+	__u64 auto_unattached;	/* failed transports unattached and closed by policy */
+};
+
+/*
+ * Health thresholds of a mux (array, key 0): the health program (kcm_health.bpf.c)
+ * sends an event to user space only when a transport crosses one. 0 turns one off.
+ */
+struct kcm_health_cfg {
+	__u32 srtt_us;		/* smoothed RTT rises above this */
+	__u32 rttvar_us;	/* RTT variance (mdev) rises above this */
+	__u32 retrans;		/* total retransmissions reach this (then every further one) */
+	__u32 rto;		/* 1: every RTO that fires */
+	__u32 state;		/* 1: every TCP state change */
+	__u32 pad;
+};
+
+enum kcm_event_type {
+	KCM_EV_SRTT = 1,	/* smoothed RTT crossed health_cfg.srtt_us */
+	KCM_EV_RTTVAR = 2,	/* RTT variance crossed health_cfg.rttvar_us */
+	KCM_EV_RETRANS = 3,	/* a retransmission at or past health_cfg.retrans */
+	KCM_EV_RTO = 4,		/* the retransmission timer fired */
+	KCM_EV_STATE = 5,	/* TCP state changed (old_state -> state) */
+	KCM_EV_PARSE_ERROR = 6,	/* the parser failed the transport (err) */
+};
+
+/* One event in the mux's ring buffer: which transport, why, and a TCP_INFO-style view. */
+struct kcm_event {
+	__u64 ts_ns;		/* bpf_ktime_get_ns() */
+	__u64 cookie;
+	__u32 type;		/* enum kcm_event_type */
+	__u32 slot;		/* transport slot */
+	__s32 err;		/* errno for PARSE_ERROR and STATE (sk_err), else 0 */
+	__u32 value;		/* the measured value that crossed */
+	__u32 threshold;	/* the limit it crossed */
+	__u32 state;		/* TCP state now */
+	__u32 old_state;
+	__u32 srtt_us;
+	__u32 rttvar_us;
+	__u32 rto_us;
+	__u32 snd_cwnd;
+	__u32 packets_out;
+	__u32 retrans_out;
+	__u32 total_retrans;
+	__u64 bytes_acked;
+	__u64 bytes_received;
+	__u16 family;
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 pad;
+	__u8 local_addr[16];
+	__u8 remote_addr[16];
+};
+
+#define KCM_EVENTS_SIZE (256 * 1024) /* bytes of the event ring buffer */
+
 /* How the mux was created (array, key 0); read by kcm_mux_open() and status. */
 struct kcm_config {
 	__u32 len_offset;
@@ -63,7 +162,7 @@ struct kcm_config {
 	__u32 parsers;		/* 1: parser programs, one message per redirect (see below) */
 };
 
-#define KCM_CONFIG_VERSION 2
+#define KCM_CONFIG_VERSION 3
 
 /* Who attached a transport (array indexed by transport slot). */
 struct kcm_transport_info {

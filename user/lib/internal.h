@@ -32,6 +32,9 @@ struct kcm_mux {
 	int parser_map[KCM_MAX_PARSERS]; /* transport map of parser id > 0, -1 until opened */
 	struct kcm_config cfg;
 	const struct kcm_config *cfg_map; /* the config map, mmapped read-only */
+	struct kcm_transport_stats *tstats;	/* mmapped stats maps (stats.c) */
+	struct kcm_member_stats *mstats;
+	struct kcm_mux_stats *xstats;
 	struct kcm_framing framing;
 	char name[KCM_NAME_MAX];	/* pin name, "" when private */
 	int lock_fd;			/* bpffs folder for flock(), -1 when private */
@@ -88,6 +91,17 @@ void kcm_sock_forget(struct kcm_sock *ks);	/* the fd is no longer ours */
 
 /* transport_opts.c: 0 or -errno (kcm_last_error() says which option) */
 int kcm_transport_apply(int fd, const struct kcm_transport_opts *o);
+
+/* stats.c: counters kept in the mux's mmapped maps, shared by every process using it */
+int kcm_stats_map(struct kcm_mux *mux);
+void kcm_stats_unmap(struct kcm_mux *mux);
+int kcm_stats_transport_start(struct kcm_mux *mux, uint32_t slot, uint64_t cookie);
+void kcm_stats_transport_end(struct kcm_mux *mux, uint32_t slot, uint64_t cookie);
+void kcm_stats_member_start(struct kcm_mux *mux, uint32_t slot, uint64_t cookie);
+void kcm_stats_tx(struct kcm_mux *mux, uint32_t tslot, int mslot, unsigned int msgs, size_t bytes);
+void kcm_stats_tx_error(struct kcm_mux *mux);
+void kcm_stats_requeued(struct kcm_mux *mux, uint32_t mslot, unsigned int msgs);
+uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, uint64_t *bytes);
 
 /* transports.c */
 int kcm_tx_refresh(struct kcm_mux *mux);

@@ -167,6 +167,7 @@ static int member_add(struct kcm_mux *mux)
 			bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_COUNTERS], &slot, zero, BPF_ANY);
 		free(zero);
 	}
+	kcm_stats_member_start(mux, slot, ks->cookie);
 	err = kcm_steer_sync(mux);
 	if (!err)
 		err = kcm_registry_add(ks);

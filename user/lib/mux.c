@@ -284,12 +284,18 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	mux->map_fd[KCM_MAP_TRANSPORT_INFO] = bpf_map__fd(skel->maps.transport_info);
 	mux->map_fd[KCM_MAP_MEMBER_INFO] = bpf_map__fd(skel->maps.member_info);
 	mux->map_fd[KCM_MAP_PARSERS] = bpf_map__fd(skel->maps.parsers);
+	mux->map_fd[KCM_MAP_TRANSPORT_SLOT] = bpf_map__fd(skel->maps.transport_slot);
+	mux->map_fd[KCM_MAP_TRANSPORT_STATS] = bpf_map__fd(skel->maps.transport_stats);
+	mux->map_fd[KCM_MAP_MEMBER_STATS] = bpf_map__fd(skel->maps.member_stats);
+	mux->map_fd[KCM_MAP_MUX_STATS] = bpf_map__fd(skel->maps.mux_stats);
+	mux->map_fd[KCM_MAP_HEALTH_CFG] = bpf_map__fd(skel->maps.health_cfg);
+	mux->map_fd[KCM_MAP_EVENTS] = bpf_map__fd(skel->maps.events);
 	mux->prog_fd[KCM_PROG_PARSER] = bpf_program__fd(skel->progs.kcm_parser);
 	mux->prog_fd[KCM_PROG_VERDICT] = bpf_program__fd(skel->progs.kcm_verdict);
 	mux->prog_fd[KCM_PROG_REQUEUE] = bpf_program__fd(skel->progs.kcm_requeue);
 	config_map_mmap(mux);
-	err = 0;
-	if (opts->parser) {
+	err = kcm_stats_map(mux);
+	if (!err && opts->parser) {
 		parser_fd = kcm_parser_load(mux, opts->parser, &pinfo);
 		err = parser_fd < 0 ? parser_fd : kcm_parser_record(mux, 0, &pinfo);
 	}
@@ -356,6 +362,12 @@ struct kcm_mux *kcm_mux_open(const char *name)
 	}
 	framing_from_cfg(mux);
 	config_map_mmap(mux);
+	err = kcm_stats_map(mux);
+	if (err) {
+		mux->name[0] = '\0';
+		kcm_mux_close(mux);
+		goto fail;
+	}
 	mux->tx_generation = mux->cfg.generation - 1; /* import transports on first send */
 	return mux;
 fail:
@@ -390,6 +402,7 @@ void kcm_mux_close(struct kcm_mux *mux)
 			close(mux->parser_map[i]);
 	if (mux->cfg_map)
 		munmap((void *)mux->cfg_map, sysconf(_SC_PAGESIZE));
+	kcm_stats_unmap(mux);
 	if (mux->skel) {
 		kcm_bpf__destroy(mux->skel);
 	} else {

@@ -77,7 +77,7 @@ static void log_trim(const char *log, char *out, size_t len)
 			*c = ' ';
 }
 
-/* Share the mux's config and counters with an SDK parser (kcm_parser.h declares them). */
+/* Share the mux's config, counters and events with an SDK parser (kcm_parser.h declares them). */
 static int share_maps(struct kcm_mux *mux, struct bpf_object *obj, const char *path)
 {
 	static const struct {
@@ -87,6 +87,10 @@ static int share_maps(struct kcm_mux *mux, struct bpf_object *obj, const char *p
 	} shared[] = {
 		{ "kcm_mux_config", KCM_MAP_CONFIG, sizeof(struct kcm_config) },
 		{ "kcm_counters", KCM_MAP_COUNTERS, sizeof(struct kcm_counters) },
+		{ "kcm_transport_slot", KCM_MAP_TRANSPORT_SLOT, sizeof(__u32) },
+		{ "kcm_transport_stats", KCM_MAP_TRANSPORT_STATS,
+		  sizeof(struct kcm_transport_stats) },
+		{ "kcm_events", KCM_MAP_EVENTS, 0 },
 	};
 
 	for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {

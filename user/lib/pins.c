@@ -23,6 +23,12 @@ const char *const kcm_map_names[KCM_MAP_COUNT] = {
 	[KCM_MAP_TRANSPORT_INFO] = "transport_info",
 	[KCM_MAP_MEMBER_INFO] = "member_info",
 	[KCM_MAP_PARSERS] = "parsers",
+	[KCM_MAP_TRANSPORT_SLOT] = "transport_slot",
+	[KCM_MAP_TRANSPORT_STATS] = "transport_stats",
+	[KCM_MAP_MEMBER_STATS] = "member_stats",
+	[KCM_MAP_MUX_STATS] = "mux_stats",
+	[KCM_MAP_HEALTH_CFG] = "health_cfg",
+	[KCM_MAP_EVENTS] = "events",
 };
 
 const char *const kcm_prog_names[KCM_PROG_COUNT] = {

@@ -122,6 +122,8 @@ int kcm_recv_disable(int kcmfd, bool on, struct kcm_requeue_report *report)
 		rep.moved++;
 	}
 unlock:
+	if (rep.moved)
+		kcm_stats_requeued(ks->mux, ks->slot, rep.moved);
 	pthread_mutex_unlock(&ks->rlock);
 	free(buf);
 out:

@@ -108,6 +108,16 @@ static int free_slot(struct kcm_mux *mux)
 	return -ENOSPC;
 }
 
+/* A slot whose socket closed without an unattach: account for it before reuse. */
+static void slot_release(struct kcm_mux *mux, __u32 slot)
+{
+	struct kcm_transport_info info;
+
+	if (!bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) &&
+	    info.cookie)
+		kcm_stats_transport_end(mux, slot, info.cookie);
+}
+
 /* strparser fails messages longer than the receive buffer: make room for the largest. */
 static void size_rcvbuf(const struct kcm_config *cfg, int fd)
 {
@@ -202,17 +212,25 @@ static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid
 	if (err < 0)
 		return err;
 	slot = err;
+	slot_release(mux, slot);
 	if (!keep_rcvbuf)
 		size_rcvbuf(&mux->cfg, fd);
 	addr_info(fd, &info);
-	if (bpf_map_update_elem(map, &slot, &fdval, BPF_NOEXIST)) {
+	/* counters first: the first message may arrive as soon as the socket is in the map */
+	err = kcm_stats_transport_start(mux, slot, cookie);
+	if (!err && bpf_map_update_elem(map, &slot, &fdval, BPF_NOEXIST)) {
 		err = -errno;
 		/* EBUSY: another map's parser owns it, i.e. attached to another mux. */
-		return err == -EBUSY || err == -EEXIST ? -EALREADY : err;
-	}
-	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info, BPF_ANY)) {
+		if (err == -EBUSY || err == -EEXIST)
+			err = -EALREADY;
+	} else if (!err &&
+		   bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info, BPF_ANY)) {
 		err = -errno;
 		bpf_map_delete_elem(map, &slot);
+	}
+	if (err) {
+		bpf_map_delete_elem(mux->map_fd[KCM_MAP_TRANSPORT_SLOT], &cookie);
+		memset(&mux->tstats[slot], 0, sizeof(mux->tstats[slot]));
 		return err;
 	}
 	kick_parser(fd);
@@ -350,6 +368,7 @@ int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie)
 		if (bpf_map_delete_elem(kcm_transport_map(mux, info.parser), &key))
 			err = -errno;
 		bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &key, &none, BPF_ANY);
+		kcm_stats_transport_end(mux, slot, cookie);
 		if (!err)
 			err = kcm_config_bump(mux);
 	}

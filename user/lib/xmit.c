@@ -122,10 +122,17 @@ static void tx_unlock(struct kcm_mux *mux, struct kcm_transport *t)
 	pthread_mutex_unlock(&t->lock);
 }
 
+/* A write failed: the transport is never chosen again. */
+static void tx_dead(struct kcm_mux *mux, struct kcm_transport *t)
+{
+	if (!atomic_exchange(&t->dead, true))
+		kcm_stats_tx_error(mux);
+}
+
 /* Pass 1: any idle transport with room, without waiting. Counts the full ones. */
 static ssize_t try_each(struct kcm_mux *mux, const struct msghdr *msg, size_t total,
 			unsigned int start, bool nonblock, struct pollfd *full, unsigned int *nfull,
-			unsigned int *live)
+			unsigned int *live, struct kcm_transport **used)
 {
 	unsigned int n = mux->ntx;
 	ssize_t r;
@@ -141,18 +148,20 @@ static ssize_t try_each(struct kcm_mux *mux, const struct msghdr *msg, size_t to
 			continue;
 		r = write_whole(t->fd, msg->msg_iov, msg->msg_iovlen, total, false, nonblock);
 		tx_unlock(mux, t);
-		if (r >= 0)
+		if (r >= 0) {
+			*used = t;
 			return r;
+		}
 		if (r == -EAGAIN)
 			full[(*nfull)++] = (struct pollfd){ .fd = t->fd, .events = POLLOUT };
 		else
-			atomic_store(&t->dead, true);
+			tx_dead(mux, t);
 	}
 	return -EAGAIN;
 }
 
 static ssize_t send_locked_table(struct kcm_mux *mux, const struct msghdr *msg, size_t total,
-				 bool nonblock)
+				 bool nonblock, struct kcm_transport **used)
 {
 	struct pollfd full[KCM_MAX_TRANSPORTS];
 	unsigned int n = mux->ntx, start, live, nfull;
@@ -162,7 +171,7 @@ static ssize_t send_locked_table(struct kcm_mux *mux, const struct msghdr *msg, 
 		return -ENOTCONN;
 	start = atomic_fetch_add_explicit(&mux->tx_next, 1, memory_order_relaxed);
 	for (;;) {
-		r = try_each(mux, msg, total, start, nonblock, full, &nfull, &live);
+		r = try_each(mux, msg, total, start, nonblock, full, &nfull, &live, used);
 		if (r != -EAGAIN)
 			return r;
 		if (!live)
@@ -187,22 +196,29 @@ static ssize_t send_locked_table(struct kcm_mux *mux, const struct msghdr *msg, 
 			continue;
 		r = write_whole(t->fd, msg->msg_iov, msg->msg_iovlen, total, true, false);
 		tx_unlock(mux, t);
-		if (r >= 0)
+		if (r >= 0) {
+			*used = t;
 			return r;
-		atomic_store(&t->dead, true);
+		}
+		tx_dead(mux, t);
 	}
 	return -EPIPE;
 }
 
-static ssize_t send_message(struct kcm_mux *mux, const struct msghdr *msg, size_t total,
-			    bool nonblock)
+/* @msgs whole messages of @total bytes from member @ks, on one transport. */
+static ssize_t send_message(struct kcm_sock *ks, const struct msghdr *msg, size_t total,
+			    unsigned int msgs, bool nonblock)
 {
+	struct kcm_mux *mux = ks->mux;
+	struct kcm_transport *used = NULL;
 	ssize_t r = kcm_tx_refresh(mux);
 
 	if (r)
 		return r;
 	pthread_rwlock_rdlock(&mux->tx_lock);
-	r = send_locked_table(mux, msg, total, nonblock);
+	r = send_locked_table(mux, msg, total, nonblock, &used);
+	if (r >= 0 && used)
+		kcm_stats_tx(mux, used->slot, ks->slot, msgs, total);
 	pthread_rwlock_unlock(&mux->tx_lock);
 	return r;
 }
@@ -245,7 +261,7 @@ static ssize_t send_composed(struct kcm_sock *ks, const struct msghdr *msg, size
 	if (flags & MSG_MORE)
 		goto out;
 	iov = (struct iovec){ ks->pending, ks->pending_len };
-	r = ks->pending_len ? send_message(ks->mux, &whole, ks->pending_len, nonblock) : -EINVAL;
+	r = ks->pending_len ? send_message(ks, &whole, ks->pending_len, 1, nonblock) : -EINVAL;
 	/* sent: the message is done; failed: this call's part is withdrawn, retry it */
 	ks->pending_len = r >= 0 ? 0 : before;
 	if (r >= 0)
@@ -274,7 +290,7 @@ ssize_t kcm_sendmsg(int kcmfd, const struct msghdr *msg, int flags)
 	else if (total == 0 || total > mux->cfg.max_msg)
 		r = total ? -EMSGSIZE : -EINVAL;
 	else
-		r = send_message(mux, msg, total, kcm_fd_nonblocking(kcmfd, flags));
+		r = send_message(ks, msg, total, 1, kcm_fd_nonblocking(kcmfd, flags));
 	if (r < 0) {
 		errno = -r;
 		return -1;
@@ -340,7 +356,7 @@ int kcm_sendmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags)
 			vec[n++].msg_len = r;
 			continue;
 		}
-		r = send_message(ks->mux, &batch, total, kcm_fd_nonblocking(kcmfd, flags));
+		r = send_message(ks, &batch, total, k - n, kcm_fd_nonblocking(kcmfd, flags));
 		if (r < 0) {
 			errno = -r;
 			break;

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* Open a pinned mux map by map (status, stats and monitor read it this way). */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "pinned.h"
+
+void pinned_open(const char *name, struct pinned *p)
+{
+	char path[256];
+
+	p->missing = 0;
+	for (int i = 0; i < KCM_PIN_COUNT; i++) {
+		bool is_map = i < KCM_MAP_COUNT;
+		const char *f = kcm_pin_file(i);
+		int fd;
+
+		kcm_pin_path(path, sizeof(path), name, f);
+		fd = bpf_obj_get(path);
+		if (fd < 0 && !p->missing++)
+			snprintf(p->first_missing, sizeof(p->first_missing), "%s", f);
+		if (is_map)
+			p->map[i] = fd;
+		else
+			p->prog[i - KCM_MAP_COUNT] = fd;
+	}
+	p->parser_map[0] = p->map[KCM_MAP_TRANSPORTS];
+	for (__u32 id = 0; id < KCM_MAX_PARSERS; id++) {
+		char file[32];
+
+		if (id)
+			p->parser_map[id] = -1;
+		if (p->map[KCM_MAP_PARSERS] < 0 ||
+		    bpf_map_lookup_elem(p->map[KCM_MAP_PARSERS], &id, &p->parser[id]))
+			memset(&p->parser[id], 0, sizeof(p->parser[id]));
+		if (!id || !p->parser[id].prog_id)
+			continue;
+		snprintf(file, sizeof(file), KCM_PARSER_MAP_FMT, id);
+		kcm_pin_path(path, sizeof(path), name, file);
+		p->parser_map[id] = bpf_obj_get(path);
+	}
+}
+
+void pinned_close(struct pinned *p)
+{
+	for (int i = 0; i < KCM_MAP_COUNT; i++)
+		if (p->map[i] >= 0)
+			close(p->map[i]);
+	for (int i = 0; i < KCM_PROG_COUNT; i++)
+		if (p->prog[i] >= 0)
+			close(p->prog[i]);
+	for (int i = 1; i < KCM_MAX_PARSERS; i++)
+		if (p->parser_map[i] >= 0)
+			close(p->parser_map[i]);
+}
+
+void fmt_addr(char *buf, size_t len, int family, const __u8 *addr, __u16 port)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, addr, a, sizeof(a));
+	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+}
+

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* A pinned mux opened map by map, for the commands that read it (status, stats, monitor). */
+#ifndef KCM_PINNED_H
+#define KCM_PINNED_H
+
+#include <stddef.h>
+#include <linux/types.h>
+
+#include "kcm_shared.h"
+#include "pins.h"
+
+struct pinned {
+	int map[KCM_MAP_COUNT];
+	int prog[KCM_PROG_COUNT];
+	int parser_map[KCM_MAX_PARSERS];	/* [0]: map[KCM_MAP_TRANSPORTS]; -1 none */
+	struct kcm_parser_info parser[KCM_MAX_PARSERS];
+	int missing;
+	char first_missing[32];
+};
+
+/* Open every pin of mux @name; p->missing counts the ones that are not there (fd -1). */
+void pinned_open(const char *name, struct pinned *p);
+void pinned_close(struct pinned *p);
+/* "1.2.3.4:80" or "[::1]:80" */
+void fmt_addr(char *buf, size_t len, int family, const __u8 *addr, __u16 port);
+
+#endif /* KCM_PINNED_H */

@@ -178,31 +178,40 @@ static __always_inline void parse_error_event(struct kcm_transport_stats *ts, __
 	bpf_ringbuf_submit(ev, 0);
 }
 
-/* Remember what the parser left half done: it is lost if the transport fails now. */
-static __always_inline void note_parse(struct __sk_buff *skb, __u32 avail, int ret, __u32 first)
+/*
+ * Remember what the parser left half done: it is lost if the transport fails now.
+ * Returns 0 when @ret is an error already counted on this transport: strparser may ask
+ * again about the same bad frame (measured: sometimes twice).
+ */
+static __always_inline int note_parse(struct __sk_buff *skb, __u32 avail, int ret, __u32 first)
 {
 	struct kcm_transport_stats *ts;
 	__u32 slot = 0;
 
 	ts = tstats(skb, &slot);
 	if (!ts)
-		return;
+		return 1;
 	if (ret < 0) {
+		if (ts->last_err)
+			return 0;
 		if (ret == -EMSGSIZE)
 			ts->err_too_big++;
 		else
 			ts->err_bad_len++;
 		ts->partial = 1;
 		ts->partial_bytes = avail;
+		ts->partial_need = 0;
 		ts->last_err = -ret;
 		parse_error_event(ts, slot, -ret);
-		return;
+		return 1;
 	}
 	if (first == 0 && avail)
 		ts->need_more_hdr++;
 	/* 0: header incomplete; first > avail: body incomplete; else the batch is whole */
 	ts->partial = avail && (first == 0 || first > avail);
 	ts->partial_bytes = ts->partial ? avail : 0;
+	ts->partial_need = ts->partial ? first : 0;
+	return 1;
 }
 
 /* strparser keeps the message start in the skb control block; __sk_buff has no field for it. */
@@ -321,11 +330,12 @@ int kcm_parser(struct __sk_buff *skb)
 		if (len < 0) {
 			if (n)
 				break; /* deliver the good ones; the bad frame fails next call */
+			if (!note_parse(skb, avail, len, 0))
+				return len;
 			if (c && len == -EMSGSIZE)
 				c->err_too_big++;
 			else if (c)
 				c->err_bad_len++;
-			note_parse(skb, avail, len, 0);
 			return len;
 		}
 		if (n == 0)
@@ -430,6 +440,7 @@ int kcm_verdict(struct __sk_buff *skb)
 		} else {
 			ts->rx_drops += msgs;
 		}
+		ts->consumed_bytes += m.full_len;
 		ts->partial = 0;
 		ts->partial_bytes = 0;
 	}

@@ -197,8 +197,9 @@ static __always_inline void kcm__begin(struct kcm_ctx *ctx, struct __sk_buff *sk
 }
 
 /* The transport's counters: a failed transport, or a message it is still assembling,
- * is what user space counts as lost when the transport fails. */
-static __always_inline void kcm__note(struct kcm_ctx *ctx, int ret)
+ * is what user space counts as lost when the transport fails. Returns 0 for an error
+ * already counted (strparser may ask twice about one bad frame). */
+static __always_inline int kcm__note(struct kcm_ctx *ctx, int ret)
 {
 	__u64 cookie = bpf_get_socket_cookie(ctx->skb);
 	__u32 *slot = bpf_map_lookup_elem(&kcm_transport_slot, &cookie);
@@ -207,13 +208,16 @@ static __always_inline void kcm__note(struct kcm_ctx *ctx, int ret)
 
 	ts = slot ? bpf_map_lookup_elem(&kcm_transport_stats, slot) : (void *)0;
 	if (!ts || ts->cookie != cookie)
-		return;
+		return 1;
+	if (ret < 0 && ts->last_err)
+		return 0;
 	if (ret == 0)
 		ts->need_more_hdr++;
 	ts->partial = ret <= 0 || (__u32)ret > ctx->avail;
 	ts->partial_bytes = ts->partial ? ctx->avail : 0;
+	ts->partial_need = ts->partial && ret > 0 ? ret : 0;
 	if (ret >= 0)
-		return;
+		return 1;
 	if (ret == -EMSGSIZE)
 		ts->err_too_big++;
 	else
@@ -221,7 +225,7 @@ static __always_inline void kcm__note(struct kcm_ctx *ctx, int ret)
 	ts->last_err = -ret;
 	ev = bpf_ringbuf_reserve(&kcm_events, sizeof(*ev), 0);
 	if (!ev)
-		return;
+		return 1;
 	__builtin_memset(ev, 0, sizeof(*ev));
 	ev->ts_ns = bpf_ktime_get_ns();
 	ev->cookie = cookie;
@@ -230,40 +234,43 @@ static __always_inline void kcm__note(struct kcm_ctx *ctx, int ret)
 	ev->err = -ret;
 	ev->state = ts->tcp_state;
 	bpf_ringbuf_submit(ev, 0);
+	return 1;
 }
 
+/* The function's answer, checked against the mux's limits. */
 static __always_inline int kcm__judge(struct kcm_ctx *ctx, __s64 len)
 {
 	__u32 key = 0, max = 0;
 	struct kcm_config *cfg = bpf_map_lookup_elem(&kcm_mux_config, &key);
-	struct kcm_counters *c = bpf_map_lookup_elem(&kcm_counters, &key);
 
 	if (ctx->error)
 		return ctx->error;
-	if (ctx->need_more) {
-		if (c)
-			c->need_more_hdr++;
+	if (ctx->need_more)
 		return 0;
-	}
 	if (cfg)
 		max = cfg->max_msg;
 	if (len > 0 && (!max || len <= max))
 		return (int)len;
-	if (len > 0 || len == -EMSGSIZE) {
-		if (c)
-			c->err_too_big++;
+	if (len > 0 || len == -EMSGSIZE)
 		return -EMSGSIZE;
-	}
-	if (c)
-		c->err_bad_len++;
 	return len < 0 && len >= -4095 ? (int)len : -EBADMSG;
 }
 
+/* Judge, then count in the transport's and the mux's counters (kcm_counters). */
 static __always_inline int kcm__finish(struct kcm_ctx *ctx, __s64 len)
 {
+	__u32 key = 0;
+	struct kcm_counters *c = bpf_map_lookup_elem(&kcm_counters, &key);
 	int ret = kcm__judge(ctx, len);
 
-	kcm__note(ctx, ret);
+	if (!kcm__note(ctx, ret) || !c)
+		return ret;
+	if (ret == 0)
+		c->need_more_hdr++;
+	else if (ret == -EMSGSIZE)
+		c->err_too_big++;
+	else if (ret < 0)
+		c->err_bad_len++;
 	return ret;
 }
 

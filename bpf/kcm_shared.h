@@ -63,9 +63,14 @@ struct kcm_transport_stats {
 	__u64 err_timeout;	/* SO_RCVTIMEO expired while a message was half assembled */
 	__u64 rx_drops;		/* messages no KCM socket could take */
 	__u64 lost_msgs;	/* in flight when the transport failed or was unattached */
-	__u64 lost_bytes;	/* bytes of them received, and bytes left unparsed */
+	__u64 lost_bytes;	/* bytes received on it and never delivered */
+	__u64 consumed_bytes;	/* bytes of whole messages passed on (delivered or dropped) */
+	__u64 base_bytes;	/* bytes its owner had read itself before the attach */
 	__u32 partial;		/* 1 while a message is being assembled */
 	__u32 partial_bytes;	/* bytes of it the parser has seen */
+	__u32 partial_need;	/* its whole length, 0 while the header is incomplete */
+	__u32 accounted;	/* 1: losses counted (failure or unattach); 2: failure counted */
+	__u64 fin_ms;		/* CLOCK_MONOTONIC ms of the FIN libkcm saw; it drains after */
 	__s32 last_err;		/* errno that failed the transport (parser or TCP); 0 none */
 	__u32 tcp_state;	/* last TCP state the health program saw (TCP_* numbers) */
 };

@@ -41,6 +41,7 @@ struct opts {
 	uint32_t oversize_body;
 	uint32_t stall;
 	unsigned int hold_s;
+	bool close_rst;		/* --close rst: SO_LINGER 0, the peer gets a RST */
 	const char *start_file;
 	unsigned int timeout_s;
 	bool json;
@@ -99,6 +100,7 @@ static void usage(FILE *f)
 "  --start-file PATH    connect, then wait for PATH (kcm_server --attached-file)\n"
 "                       before sending\n"
 "  --hold SEC           keep the connections open SEC seconds after sending\n"
+"  --close fin|rst      then close normally (FIN, default) or abortively (RST)\n"
 "  --timeout SEC        give up waiting for replies after SEC seconds (default 30)\n"
 "  --json               print a JSON summary on stdout\n"
 "  --help               show this help\n"
@@ -146,7 +148,7 @@ static void parse_raw(const char *s)
 static void parse_args(int argc, char **argv)
 {
 	enum { O_CONNECT = 256, O_CONNS, O_COUNT, O_SIZE, O_SIZE_DIST, O_SEED, O_MODE,
-	       O_CONN_BASE, O_REPLIES, O_OVERSIZE, O_STALL, O_RAW, O_HOLD, O_START, O_TIMEOUT,
+	       O_CONN_BASE, O_REPLIES, O_OVERSIZE, O_STALL, O_RAW, O_HOLD, O_CLOSE, O_START, O_TIMEOUT,
 	       O_JSON, O_HELP };
 	static const struct option lo[] = {
 		{ "connect", required_argument, NULL, O_CONNECT },
@@ -162,6 +164,7 @@ static void parse_args(int argc, char **argv)
 		{ "stall", required_argument, NULL, O_STALL },
 		{ "raw", required_argument, NULL, O_RAW },
 		{ "hold", required_argument, NULL, O_HOLD },
+		{ "close", required_argument, NULL, O_CLOSE },
 		{ "start-file", required_argument, NULL, O_START },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "json", no_argument, NULL, O_JSON },
@@ -223,6 +226,11 @@ static void parse_args(int argc, char **argv)
 			break;
 		case O_RAW:
 			parse_raw(optarg);
+			break;
+		case O_CLOSE:
+			if (strcmp(optarg, "fin") && strcmp(optarg, "rst"))
+				usage_error("--close takes fin or rst, not '%s'", optarg);
+			o.close_rst = !strcmp(optarg, "rst");
 			break;
 		case O_HOLD:
 			o.hold_s = parse_num("--hold", optarg, 0, 86400);
@@ -535,6 +543,12 @@ int main(int argc, char **argv)
 			       (unsigned long long)rp.foreign, (unsigned long long)missing);
 	}
 	fflush(stdout);
+	for (unsigned int i = 0; o.close_rst && i < o.conns; i++) {
+		struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+		/* now, so that a kill during --hold resets the connections too */
+		setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+	}
 	if (o.hold_s) {
 		/* malformed input: let the server see it, with the connection still open */
 		struct timespec ts = { o.hold_s, 0 };

@@ -86,6 +86,9 @@ struct transport {
 	bool failed;		/* SO_ERROR seen and unattached, or never attached */
 	int so_error;		/* SO_ERROR, or the errno of kcm_attach() */
 	bool attach_failed;
+	bool settling;		/* FIN seen, strparser still delivering: checked each pass */
+	enum kcm_fail_reason reason;
+	uint64_t lost_msgs, lost_bytes; /* what libkcm counted as lost with it */
 	uint64_t failed_at_ms;	/* CLOCK_REALTIME when the error was seen */
 };
 
@@ -518,24 +521,36 @@ static uint64_t wall_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* A transport reported an error: record it, take it out of the mux, keep serving. */
-static void transport_failed(struct kcm_mux *mux, unsigned int i)
+/*
+ * A transport signalled (error, FIN or hangup): libkcm says why, counts what it was
+ * carrying as lost, unattaches it and shuts it down. A FIN is the peer leaving; any other
+ * reason is a transport error, reported with its errno.
+ */
+static void transport_event(struct kcm_mux *mux, unsigned int i)
 {
 	struct transport *t = &xp[i];
-	socklen_t len = sizeof(t->so_error);
+	struct kcm_transport_event ev;
+	int r = kcm_transport_check(mux, t->fd, &ev, KCM_AUTO_UNATTACH);
 
-	if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &t->so_error, &len))
-		t->so_error = errno;
-	if (!t->so_error) {
-		t->gone = true; /* nothing to report: stop watching for input */
+	if (r == 0) {
+		t->settling = true; /* still passing on what came before a FIN: look again */
 		return;
 	}
-	t->failed = true;
-	t->failed_at_ms = wall_ms();
-	nfailed++;
-	if (kcm_unattach(mux, t->fd) && errno != ENOENT)
-		fprintf(stderr, PROG ": failed to unattach connection %u (%s): %s\n", i, t->peer,
-			strerror(errno));
+	if (r < 0) { /* not attached any more */
+		t->gone = t->closed = true;
+		return;
+	}
+	t->lost_msgs = ev.lost_msgs;
+	t->lost_bytes = ev.lost_bytes;
+	t->reason = ev.reason;
+	if (ev.reason == KCM_FAIL_PEER_CLOSED) {
+		t->gone = t->closed = true;
+	} else {
+		t->so_error = ev.err;
+		t->failed = true;
+		t->failed_at_ms = wall_ms();
+		nfailed++;
+	}
 	close(t->fd);
 	t->fd = -1;
 }
@@ -574,14 +589,14 @@ static enum outcome serve(struct kcm_mux *mux, int lfd, int sig_fd)
 			if (xp[i].failed || xp[i].closed)
 				continue;
 			idx[n - base] = i;
-			p[n++] = (struct pollfd){ xp[i].fd, xp[i].gone ? 0 : POLLRDHUP, 0 };
+			p[n++] = (struct pollfd){ xp[i].fd, xp[i].settling ? 0 : POLLRDHUP, 0 };
 		}
 		r = poll(p, n, 100);
 		if (r < 0 && errno != EINTR) {
 			fprintf(stderr, PROG ": failed to poll: %s\n", strerror(errno));
 			return BROKEN;
 		}
-		if (r <= 0)
+		if (r < 0)
 			continue;
 		if (p[0].revents)
 			return INTERRUPTED;
@@ -593,12 +608,8 @@ static enum outcome serve(struct kcm_mux *mux, int lfd, int sig_fd)
 		for (unsigned int k = base; k < n; k++) {
 			unsigned int i = idx[k - base];
 
-			if (p[k].revents & POLLERR)
-				transport_failed(mux, i);
-			else if (p[k].revents & (POLLRDHUP | POLLHUP))
-				xp[i].gone = true;
-			if (p[k].revents & POLLHUP)
-				xp[i].closed = true;
+			if (p[k].revents || xp[i].settling)
+				transport_event(mux, i);
 		}
 		if (base == 3 && (p[2].revents & POLLIN)) {
 			if (accept_one(mux, lfd))
@@ -678,7 +689,18 @@ static int report(enum outcome out)
 			printf(",\"failed_at_ms\":%llu", (unsigned long long)xp[i].failed_at_ms);
 			printf(",\"so_error\":%d,\"error\":", xp[i].so_error);
 			json_str(strerror(xp[i].so_error));
-			putchar('}');
+			printf(",\"reason\":\"%s\",\"lost_msgs\":%llu,\"lost_bytes\":%llu}",
+			       kcm_fail_reason_name(xp[i].reason),
+			       (unsigned long long)xp[i].lost_msgs,
+			       (unsigned long long)xp[i].lost_bytes);
+		}
+		printf("],\"peers_closed\":[");
+		for (unsigned int i = 0, k = 0; i < nxp; i++) {
+			if (xp[i].failed || xp[i].reason != KCM_FAIL_PEER_CLOSED)
+				continue;
+			printf("%s{\"conn\":%u,\"lost_msgs\":%llu,\"lost_bytes\":%llu}",
+			       k++ ? "," : "", i, (unsigned long long)xp[i].lost_msgs,
+			       (unsigned long long)xp[i].lost_bytes);
 		}
 		printf("],\"result\":");
 		json_str(out == DONE ? "done" : why[out]);

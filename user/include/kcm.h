@@ -144,6 +144,54 @@ int kcm_unattach(struct kcm_mux *mux, int tcpfd);
 /* Unattach by socket cookie (SO_COOKIE), for sockets this process has no fd of. */
 int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie);
 
+/* Why a transport stopped carrying messages (kcm_transport_check()). */
+enum kcm_fail_reason {
+	KCM_FAIL_NONE = 0,
+	KCM_FAIL_RESET,			/* RST from the peer (ECONNRESET) */
+	KCM_FAIL_PEER_CLOSED,		/* FIN from the peer: nothing more will arrive */
+	KCM_FAIL_TIMEOUT,		/* keepalive, TCP_USER_TIMEOUT or retransmissions gave up */
+	KCM_FAIL_ASSEMBLY_TIMEOUT,	/* SO_RCVTIMEO: a message stayed incomplete (ETIMEDOUT) */
+	KCM_FAIL_TOO_BIG,		/* a frame over max_msg_size (EMSGSIZE) */
+	KCM_FAIL_BAD_LENGTH,		/* a length field that cannot be valid (EBADMSG) */
+	KCM_FAIL_SEND,			/* a send on it failed (EPIPE, ...) */
+	KCM_FAIL_OTHER,			/* any other socket error (err says which) */
+};
+
+/* A failed transport. */
+struct kcm_transport_event {
+	uint64_t cookie;		/* SO_COOKIE */
+	enum kcm_fail_reason reason;
+	int err;			/* errno: ECONNRESET, ETIMEDOUT, EMSGSIZE... 0 for a FIN */
+	int tcp_state;			/* TCP_ESTABLISHED, TCP_CLOSE_WAIT, TCP_CLOSE... */
+	uint64_t lost_msgs;		/* messages it was still carrying, counted as lost */
+	uint64_t lost_bytes;		/* bytes received on it and never delivered */
+	bool unattached;		/* KCM_AUTO_UNATTACH: unattached and shut down */
+	struct sockaddr_storage local, remote;
+};
+
+/* kcm_transport_check()/kcm_transport_poll() flags */
+#define KCM_AUTO_UNATTACH 0x1	/* unattach a failed transport and shut it down */
+
+/*
+ * Look at one attached transport (@tcpfd: any fd of it): 1 and @ev filled when it has
+ * failed, 0 when it is healthy or still delivering what arrived before a FIN. A failed
+ * transport is never used to send again; what it was carrying is counted as lost in the
+ * statistics (once); SO_ERROR is read (and so cleared) into ev->err. With
+ * KCM_AUTO_UNATTACH it is also unattached and shut down (the caller closes @tcpfd).
+ */
+int kcm_transport_check(struct kcm_mux *mux, int tcpfd, struct kcm_transport_event *ev,
+			unsigned int flags);
+/*
+ * Wait up to @timeout_ms (-1: without limit) for transports this process holds (attached
+ * here, or imported to send) to fail; fills up to @max events and returns how many, 0 on
+ * timeout, -1 with errno on error (EINTR included).
+ */
+int kcm_transport_poll(struct kcm_mux *mux, struct kcm_transport_event *ev, unsigned int max,
+		       int timeout_ms, unsigned int flags);
+/* "reset", "peer-closed", "timeout", "assembly-timeout", "too-big", "bad-length", "send",
+ * "other" */
+const char *kcm_fail_reason_name(enum kcm_fail_reason reason);
+
 /* What kcm_recv_disable() did with the messages already queued on the socket. */
 struct kcm_requeue_report {
 	unsigned int moved;		/* handed to other members */

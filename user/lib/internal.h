@@ -21,7 +21,9 @@ struct kcm_transport {
 	int fd;
 	uint32_t slot;
 	uint64_t cookie;
-	atomic_bool dead;	/* a write failed: never chosen again */
+	atomic_bool dead;	/* a write failed or it failed: never chosen again */
+	atomic_bool reported;	/* kcm_transport_poll() returned its failure */
+	bool settling;		/* delivering what came before a FIN (health.c) */
 	pthread_mutex_t lock;	/* one message at a time on the wire */
 };
 
@@ -95,13 +97,15 @@ int kcm_transport_apply(int fd, const struct kcm_transport_opts *o);
 /* stats.c: counters kept in the mux's mmapped maps, shared by every process using it */
 int kcm_stats_map(struct kcm_mux *mux);
 void kcm_stats_unmap(struct kcm_mux *mux);
-int kcm_stats_transport_start(struct kcm_mux *mux, uint32_t slot, uint64_t cookie);
-void kcm_stats_transport_end(struct kcm_mux *mux, uint32_t slot, uint64_t cookie);
+int kcm_stats_transport_start(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int fd);
+void kcm_stats_transport_end(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int fd);
+int64_t kcm_stats_pending(struct kcm_mux *mux, uint32_t slot, int fd);
 void kcm_stats_member_start(struct kcm_mux *mux, uint32_t slot, uint64_t cookie);
 void kcm_stats_tx(struct kcm_mux *mux, uint32_t tslot, int mslot, unsigned int msgs, size_t bytes);
 void kcm_stats_tx_error(struct kcm_mux *mux);
 void kcm_stats_requeued(struct kcm_mux *mux, uint32_t mslot, unsigned int msgs);
-uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, uint64_t *bytes);
+uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int fd,
+			uint64_t *bytes);
 
 /* transports.c */
 int kcm_tx_refresh(struct kcm_mux *mux);

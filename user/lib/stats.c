@@ -6,6 +6,11 @@
  * `bpftool map dump` and `kcm-loader stats` read them.
  */
 #include <errno.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -55,12 +60,45 @@ void kcm_stats_unmap(struct kcm_mux *mux)
 	mux->xstats = NULL;
 }
 
+/* Bytes @fd has received in all (TCP_INFO) and not yet read: -1 when unknown. */
+static int64_t received_bytes(int fd, int *unread)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof(ti.tcpi_bytes_received))
+		return -1;
+	if (unread && ioctl(fd, SIOCINQ, unread))
+		return -1;
+	/* a FIN received counts one byte of sequence space, and is no data */
+	switch (ti.tcpi_state) {
+	case BPF_TCP_CLOSE_WAIT:
+	case BPF_TCP_LAST_ACK:
+	case BPF_TCP_CLOSING:
+	case BPF_TCP_TIME_WAIT:
+		return ti.tcpi_bytes_received ? ti.tcpi_bytes_received - 1 : 0;
+	}
+	return ti.tcpi_bytes_received;
+}
+
 /* A new transport in @slot: fresh counters, and the data plane learns its slot. */
-int kcm_stats_transport_start(struct kcm_mux *mux, uint32_t slot, uint64_t cookie)
+int kcm_stats_transport_start(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int fd)
 {
 	struct kcm_transport_stats *ts = &mux->tstats[slot];
+	int64_t got, again;
+	int unread = 0;
 
 	memset(ts, 0, sizeof(*ts));
+	/* what the owner read itself is not ours to deliver: received - still queued */
+	for (int i = 0; i < 4; i++) {
+		got = received_bytes(fd, &unread);
+		again = received_bytes(fd, NULL);
+		if (got >= 0 && got == again) {
+			ts->base_bytes = got - unread;
+			break;
+		}
+	}
 	__atomic_store_n(&ts->cookie, cookie, __ATOMIC_RELEASE);
 	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_SLOT], &cookie, &slot, BPF_ANY))
 		return -errno;
@@ -68,20 +106,45 @@ int kcm_stats_transport_start(struct kcm_mux *mux, uint32_t slot, uint64_t cooki
 	return 0;
 }
 
-/*
- * Count the message the transport was assembling as lost, once: whoever sees the
- * failure first (the health watcher or the unattach) takes it. Returns messages lost.
- */
-uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, uint64_t *bytes)
+/* Bytes that arrived on the transport and were not passed on; -1 when unknown. */
+int64_t kcm_stats_pending(struct kcm_mux *mux, uint32_t slot, int fd)
 {
 	struct kcm_transport_stats *ts = &mux->tstats[slot];
-	uint32_t msgs, b;
+	int64_t got = received_bytes(fd, NULL), done;
+
+	if (got < 0)
+		return -1;
+	done = __atomic_load_n(&ts->base_bytes, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&ts->consumed_bytes, __ATOMIC_ACQUIRE);
+	return got > done ? got - done : 0;
+}
+
+/*
+ * Count what the transport was carrying as lost, once: whoever sees the failure first
+ * (the health check or the unattach) takes it. The bytes it received and never passed on
+ * are lost; they hold at least one message (more when strparser stopped before
+ * whole ones that followed). Without an fd, the message the parser was assembling.
+ * Returns the messages counted.
+ */
+uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int fd,
+			uint64_t *bytes)
+{
+	struct kcm_transport_stats *ts = &mux->tstats[slot];
+	int64_t pending;
+	uint64_t msgs, b;
 
 	*bytes = 0;
-	if (__atomic_load_n(&ts->cookie, __ATOMIC_ACQUIRE) != cookie)
+	if (__atomic_load_n(&ts->cookie, __ATOMIC_ACQUIRE) != cookie ||
+	    __atomic_exchange_n(&ts->accounted, 1, __ATOMIC_ACQ_REL))
 		return 0;
-	msgs = __atomic_exchange_n(&ts->partial, 0, __ATOMIC_ACQ_REL);
-	b = __atomic_exchange_n(&ts->partial_bytes, 0, __ATOMIC_ACQ_REL);
+	pending = kcm_stats_pending(mux, slot, fd);
+	if (pending >= 0) {
+		b = pending;
+		msgs = b ? 1 : 0;
+	} else {
+		msgs = __atomic_load_n(&ts->partial, __ATOMIC_ACQUIRE);
+		b = msgs ? __atomic_load_n(&ts->partial_bytes, __ATOMIC_RELAXED) : 0;
+	}
 	if (!msgs)
 		return 0;
 	ADD(ts->lost_msgs, msgs);
@@ -92,12 +155,12 @@ uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, uin
 	return msgs;
 }
 
-/* The transport in @slot left the mux (its map entry is gone already). */
-void kcm_stats_transport_end(struct kcm_mux *mux, uint32_t slot, uint64_t cookie)
+/* The transport in @slot left the mux (its map entry is gone already); @fd may be -1. */
+void kcm_stats_transport_end(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int fd)
 {
 	uint64_t bytes;
 
-	kcm_stats_lost(mux, slot, cookie, &bytes);
+	kcm_stats_lost(mux, slot, cookie, fd, &bytes);
 	bpf_map_delete_elem(mux->map_fd[KCM_MAP_TRANSPORT_SLOT], &cookie);
 	ADD(mux->xstats->unattaches, 1);
 }

@@ -115,7 +115,7 @@ static void slot_release(struct kcm_mux *mux, __u32 slot)
 
 	if (!bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) &&
 	    info.cookie)
-		kcm_stats_transport_end(mux, slot, info.cookie);
+		kcm_stats_transport_end(mux, slot, info.cookie, -1);
 }
 
 /* strparser fails messages longer than the receive buffer: make room for the largest. */
@@ -217,7 +217,7 @@ static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid
 		size_rcvbuf(&mux->cfg, fd);
 	addr_info(fd, &info);
 	/* counters first: the first message may arrive as soon as the socket is in the map */
-	err = kcm_stats_transport_start(mux, slot, cookie);
+	err = kcm_stats_transport_start(mux, slot, cookie, fd);
 	if (!err && bpf_map_update_elem(map, &slot, &fdval, BPF_NOEXIST)) {
 		err = -errno;
 		/* EBUSY: another map's parser owns it, i.e. attached to another mux. */
@@ -345,7 +345,21 @@ int kcm_attach_owned_parser(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int
 	return err ? -1 : 0;
 }
 
-int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie)
+/* An fd of @cookie this process holds to send on, or -1. */
+static int tx_fd_of(struct kcm_mux *mux, uint64_t cookie)
+{
+	int fd = -1;
+
+	pthread_rwlock_rdlock(&mux->tx_lock);
+	for (unsigned int i = 0; i < mux->ntx; i++)
+		if (mux->tx[i]->cookie == cookie)
+			fd = mux->tx[i]->fd;
+	pthread_rwlock_unlock(&mux->tx_lock);
+	return fd;
+}
+
+/* @fd: an fd of the socket to count its losses with, or -1 */
+static int unattach_cookie(struct kcm_mux *mux, uint64_t cookie, int fd)
 {
 	struct kcm_transport_info none = { 0 };
 	int err, slot;
@@ -368,7 +382,7 @@ int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie)
 		if (bpf_map_delete_elem(kcm_transport_map(mux, info.parser), &key))
 			err = -errno;
 		bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &key, &none, BPF_ANY);
-		kcm_stats_transport_end(mux, slot, cookie);
+		kcm_stats_transport_end(mux, slot, cookie, fd >= 0 ? fd : tx_fd_of(mux, cookie));
 		if (!err)
 			err = kcm_config_bump(mux);
 	}
@@ -381,6 +395,11 @@ out:
 	return err ? -1 : 0;
 }
 
+int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie)
+{
+	return unattach_cookie(mux, cookie, -1);
+}
+
 int kcm_unattach(struct kcm_mux *mux, int tcpfd)
 {
 	uint64_t cookie = kcm_sock_cookie(tcpfd);
@@ -391,7 +410,7 @@ int kcm_unattach(struct kcm_mux *mux, int tcpfd)
 		errno = err ? -err : ENOENT;
 		return -1;
 	}
-	return kcm_unattach_cookie(mux, cookie);
+	return unattach_cookie(mux, cookie, tcpfd);
 }
 
 /*

@@ -69,6 +69,13 @@ finish_server() {
 	[ "$(stats .mux.attaches)" = 2 ]
 	[ "$(stats '.transports | length')" = 1 ]
 	[ "$(stats '.transports[0].rx_msgs')" = 1000 ]
+	# the same counters through bpftool, from the pinned maps
+	m=/sys/fs/bpf/kcm/$MUX
+	[ "$(bpftool -j map dump pinned "$m/mux_stats" | jq '.[0].formatted.value.lost_msgs')" = 1 ]
+	[ "$(bpftool -j map dump pinned "$m/mux_stats" | jq '.[0].formatted.value.lost_bytes')" = 10 ]
+	# the reset transport's slot went to the second one, which starts from zero
+	[ "$(bpftool -j map dump pinned "$m/transport_stats" |
+		jq '[.[].formatted.value.rx_msgs] | add')" = 1000 ]
 	wait "$other"
 	finish_server
 	[ "$(jq .messages "$TMP/server.json")" = 1100 ]

@@ -30,30 +30,9 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-/* Sum of the data plane's per-CPU counters. */
-static struct kcm_counters rx_totals(struct pinned *p, int ncpu)
-{
-	struct kcm_counters *pc = calloc(ncpu, sizeof(*pc)), t = { 0 };
-	__u32 key = 0;
-
-	if (pc && !bpf_map_lookup_elem(p->map[KCM_MAP_COUNTERS], &key, pc))
-		for (int c = 0; c < ncpu; c++) {
-			t.rx_msgs += pc[c].rx_msgs;
-			t.rx_bytes += pc[c].rx_bytes;
-			t.rx_redirects += pc[c].rx_redirects;
-			t.rx_drops += pc[c].rx_drops;
-			t.err_too_big += pc[c].err_too_big;
-			t.err_bad_len += pc[c].err_bad_len;
-			t.need_more_hdr += pc[c].need_more_hdr;
-			t.requeued_msgs += pc[c].requeued_msgs;
-		}
-	free(pc);
-	return t;
-}
-
 static void show_totals(struct pinned *p, int ncpu)
 {
-	struct kcm_counters rx = rx_totals(p, ncpu);
+	struct kcm_counters rx = pinned_counters(p, ncpu);
 	struct kcm_mux_stats m = { 0 };
 	__u32 key = 0;
 

@@ -176,21 +176,8 @@ static void show_members(struct pinned *p, int ncpu, int *stale)
 
 static void show_counters(struct pinned *p, int ncpu)
 {
-	struct kcm_counters *pc = calloc(ncpu, sizeof(*pc)), t = { 0 };
-	__u32 key = 0;
+	struct kcm_counters t = pinned_counters(p, ncpu);
 
-	if (pc && !bpf_map_lookup_elem(p->map[KCM_MAP_COUNTERS], &key, pc))
-		for (int c = 0; c < ncpu; c++) {
-			t.rx_msgs += pc[c].rx_msgs;
-			t.rx_bytes += pc[c].rx_bytes;
-			t.rx_redirects += pc[c].rx_redirects;
-			t.rx_drops += pc[c].rx_drops;
-			t.err_too_big += pc[c].err_too_big;
-			t.err_bad_len += pc[c].err_bad_len;
-			t.need_more_hdr += pc[c].need_more_hdr;
-			t.requeued_msgs += pc[c].requeued_msgs;
-		}
-	free(pc);
 	if (env.json) {
 		json_start_object("counters");
 		json_uint("rx_msgs", t.rx_msgs);

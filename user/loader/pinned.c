@@ -2,6 +2,7 @@
 /* Open a pinned mux map by map (status, stats and monitor read it this way). */
 #include <arpa/inet.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
@@ -65,3 +66,24 @@ void fmt_addr(char *buf, size_t len, int family, const __u8 *addr, __u16 port)
 	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
 }
 
+
+/* Sum of the data plane's per-CPU counters. */
+struct kcm_counters pinned_counters(struct pinned *p, int ncpu)
+{
+	struct kcm_counters *pc = calloc(ncpu, sizeof(*pc)), t = { 0 };
+	__u32 key = 0;
+
+	if (pc && !bpf_map_lookup_elem(p->map[KCM_MAP_COUNTERS], &key, pc))
+		for (int c = 0; c < ncpu; c++) {
+			t.rx_msgs += pc[c].rx_msgs;
+			t.rx_bytes += pc[c].rx_bytes;
+			t.rx_redirects += pc[c].rx_redirects;
+			t.rx_drops += pc[c].rx_drops;
+			t.err_too_big += pc[c].err_too_big;
+			t.err_bad_len += pc[c].err_bad_len;
+			t.need_more_hdr += pc[c].need_more_hdr;
+			t.requeued_msgs += pc[c].requeued_msgs;
+		}
+	free(pc);
+	return t;
+}

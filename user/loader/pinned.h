@@ -21,6 +21,8 @@ struct pinned {
 /* Open every pin of mux @name; p->missing counts the ones that are not there (fd -1). */
 void pinned_open(const char *name, struct pinned *p);
 void pinned_close(struct pinned *p);
+/* The data plane's per-CPU counters of the mux, summed. */
+struct kcm_counters pinned_counters(struct pinned *p, int ncpu);
 /* "1.2.3.4:80" or "[::1]:80" */
 void fmt_addr(char *buf, size_t len, int family, const __u8 *addr, __u16 port);
 

@@ -83,7 +83,7 @@ $(OUTPUT)/vmlinux.h: | $(OUTPUT)
 		echo "no $(VMLINUX_BTF) and no $(VMLINUX_VENDORED): see vmlinux/README.md" >&2; exit 1; \
 	fi
 
-$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/kcm_shared.h $(OUTPUT)/vmlinux.h | $(OUTPUT)
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(OUTPUT)/vmlinux.h | $(OUTPUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
@@ -114,7 +114,7 @@ $(OUTPUT)/libkcm.so: $(LIB_OBJS)
 	$(Q)$(CC) -shared -Wl,-soname,libkcm.so.$(SOVERSION) -o $@ $^ $(LIBBPF_LIBS) -lpthread
 
 $(OUTPUT)/loader/%.o: user/loader/%.c $(wildcard user/loader/*.h) user/include/kcm.h \
-		bpf/kcm_shared.h | $(OUTPUT)/loader
+		$(wildcard bpf/*.h) $(SKELS) | $(OUTPUT)/loader
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Iuser/loader -DKCM_VERSION='"$(VERSION)"' -c $< -o $@
 

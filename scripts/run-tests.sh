@@ -21,7 +21,7 @@ result() { # result ok|fail|skip NAME [DETAIL]
 	esac
 }
 
-count_progs() { bpftool prog show 2>/dev/null | grep -cE ' (sk_skb|sk_msg|sock_ops) '; }
+count_progs() { bpftool prog show 2>/dev/null | grep -cE ' (sk_skb|sk_msg|sock_ops|cgroup_sockopt) '; }
 count_maps() { bpftool map show 2>/dev/null | grep -cE ' (sockmap|sockhash) '; }
 count_warnings() { dmesg 2>/dev/null | grep -E 'WARNING:|BUG:|general protection' | grep -vc 'Speculative Return Stack'; }
 list_pins() { ls /sys/fs/bpf/kcm 2>/dev/null | sort; }

@@ -1,0 +1,709 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * kcm-loader monitor: stream the transport health events of one mux. Loads the health
+ * programs (kcm_health.bpf.c) on the mux's own maps, attaches them to a cgroup v2 (the
+ * root by default, so every socket of the machine is covered), arms the callbacks of each
+ * transport through the private setsockopt option, and prints what the ring buffer brings.
+ * The programs are attached through bpf_links: they go away with this process, even when
+ * it is killed.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <mntent.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "kcm.h"
+#include "kcm_health.h"
+#include "kcm_health.skel.h"
+#include "json.h"
+#include "loader.h"
+#include "pidfd.h"
+#include "pinned.h"
+
+#ifndef SO_COOKIE
+#define SO_COOKIE 57
+#endif
+
+#define RESCAN_NS (500ULL * 1000 * 1000) /* look for transports attached later */
+#define POLL_MS 100
+#define U(x) ((unsigned long long)(x))
+
+struct monitor {
+	const char *name;
+	struct pinned pins;
+	struct kcm_health_bpf *skel;
+	struct bpf_link *sockops_link, *arm_link;
+	struct ring_buffer *rb;
+	int cgroup_fd, stats_fd;
+	struct kcm_health_cfg cfg;
+	__u64 start_ns;
+	uint64_t events, stale;
+	uint64_t max_events;
+	pid_t arm_pid;				/* --arm-pid: also arm transports this process holds */
+	__u64 armed[KCM_MAX_TRANSPORTS];	/* cookie armed in each slot */
+	__u64 refused[KCM_MAX_TRANSPORTS];	/* cookie we failed to arm (reported once) */
+	unsigned int narmed;
+};
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static __u64 mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static const char *state_name(__u32 s)
+{
+	static const char *const names[] = { "-", "ESTABLISHED", "SYN_SENT", "SYN_RECV",
+		"FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK",
+		"LISTEN", "CLOSING", "NEW_SYN_RECV" };
+
+	return s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+static const char *event_name(__u32 type)
+{
+	switch (type) {
+	case KCM_EV_SRTT:
+		return "srtt";
+	case KCM_EV_RTTVAR:
+		return "rttvar";
+	case KCM_EV_RETRANS:
+		return "retrans";
+	case KCM_EV_RTO:
+		return "rto";
+	case KCM_EV_STATE:
+		return "state";
+	case KCM_EV_PARSE_ERROR:
+		return "parse_error";
+	default:
+		return "unknown";
+	}
+}
+
+/* The mount point of cgroup v2 (the root cgroup), from /proc/mounts. */
+static int cgroup2_root(char *buf, size_t len)
+{
+	FILE *f = setmntent("/proc/mounts", "r");
+	struct mntent *m;
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while ((m = getmntent(f)))
+		if (!strcmp(m->mnt_type, "cgroup2")) {
+			snprintf(buf, len, "%s", m->mnt_dir);
+			err = 0;
+			break;
+		}
+	endmntent(f);
+	return err;
+}
+
+/* Parse errors come from the data plane without addresses: take them from transport_info. */
+static void addrs_from_info(struct monitor *m, struct kcm_event *e)
+{
+	struct kcm_transport_info info;
+
+	if (e->family || e->slot >= KCM_MAX_TRANSPORTS ||
+	    bpf_map_lookup_elem(m->pins.map[KCM_MAP_TRANSPORT_INFO], &e->slot, &info) ||
+	    info.cookie != e->cookie)
+		return;
+	e->family = info.family;
+	e->local_port = info.local_port;
+	e->remote_port = info.remote_port;
+	memcpy(e->local_addr, info.local_addr, sizeof(e->local_addr));
+	memcpy(e->remote_addr, info.remote_addr, sizeof(e->remote_addr));
+}
+
+static void print_json(const struct kcm_event *e, const char *local, const char *remote)
+{
+	json_start_object(NULL);
+	json_string("event", event_name(e->type));
+	json_uint("time_ns", e->ts_ns);
+	json_uint("cookie", e->cookie);
+	json_uint("slot", e->slot);
+	json_string("local", local);
+	json_string("remote", remote);
+	json_uint("value", e->value);
+	json_uint("threshold", e->threshold);
+	json_int("err", e->err);
+	json_string("error", e->err ? strerror(e->err) : "");
+	json_string("state", state_name(e->state));
+	json_string("old_state", state_name(e->old_state));
+	json_start_object("tcp_info");
+	json_uint("srtt_us", e->srtt_us);
+	json_uint("rttvar_us", e->rttvar_us);
+	json_uint("rto_us", e->rto_us);
+	json_uint("snd_cwnd", e->snd_cwnd);
+	json_uint("packets_out", e->packets_out);
+	json_uint("retrans_out", e->retrans_out);
+	json_uint("total_retrans", e->total_retrans);
+	json_uint("bytes_acked", e->bytes_acked);
+	json_uint("bytes_received", e->bytes_received);
+	json_end_object();
+	json_end_object();
+	json_done();
+}
+
+static void print_text(const struct kcm_event *e, const char *local, const char *remote)
+{
+	printf("%s %s -> %s cookie %llu: ", event_name(e->type), local, remote, U(e->cookie));
+	switch (e->type) {
+	case KCM_EV_SRTT:
+	case KCM_EV_RTTVAR:
+		printf("%u us > %u us (cwnd %u, retrans %u)\n", e->value, e->threshold,
+		       e->snd_cwnd, e->total_retrans);
+		break;
+	case KCM_EV_RETRANS:
+		printf("%u retransmitted >= %u (cwnd %u, in flight %u, srtt %u us)\n", e->value,
+		       e->threshold, e->snd_cwnd, e->packets_out, e->srtt_us);
+		break;
+	case KCM_EV_RTO:
+		printf("timeout %u in a row, rto %u us (cwnd %u, retrans %u)\n", e->value,
+		       e->rto_us, e->snd_cwnd, e->total_retrans);
+		break;
+	case KCM_EV_STATE:
+		printf("%s -> %s%s%s\n", state_name(e->old_state), state_name(e->state),
+		       e->err ? ": " : "", e->err ? strerror(e->err) : "");
+		break;
+	case KCM_EV_PARSE_ERROR:
+		printf("parser failed the transport: %s\n", strerror(e->err));
+		break;
+	default:
+		printf("event type %u\n", e->type);
+		break;
+	}
+	fflush(stdout);
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct monitor *m = ctx;
+	struct kcm_event e = { 0 };
+	char local[64] = "-", remote[64] = "-";
+
+	memcpy(&e, data, size < sizeof(e) ? size : sizeof(e));
+	/* left in the ring by an earlier run (or by the data plane while nobody listened) */
+	if (e.ts_ns < m->start_ns) {
+		m->stale++;
+		return 0;
+	}
+	addrs_from_info(m, &e);
+	if (e.family) {
+		fmt_addr(local, sizeof(local), e.family, e.local_addr, e.local_port);
+		fmt_addr(remote, sizeof(remote), e.family, e.remote_addr, e.remote_port);
+	}
+	if (env.json)
+		print_json(&e, local, remote);
+	else
+		print_text(&e, local, remote);
+	m->events++;
+	if (m->max_events && m->events >= m->max_events)
+		stop = 1;
+	return 0;
+}
+
+/* Set (or clear, @flags 0) the health callbacks of the socket behind our fd @copy. */
+static int arm_fd(int copy, __u32 flags)
+{
+	return setsockopt(copy, IPPROTO_TCP, KCM_HEALTH_ARM, &flags, sizeof(flags)) ? -errno : 0;
+}
+
+static int sock_cookie(int fd, __u64 *cookie)
+{
+	socklen_t len = sizeof(*cookie);
+
+	return getsockopt(fd, SOL_SOCKET, SO_COOKIE, cookie, &len) ? -errno : 0;
+}
+
+/* The same for transport @cookie held by @pid as @fd. */
+static int arm_one(pid_t pid, int fd, __u64 cookie, __u32 flags)
+{
+	__u64 got = 0;
+	int copy, err;
+
+	copy = kcm_pidfd_getfd(pid, fd);
+	if (copy < 0)
+		return copy;
+	err = sock_cookie(copy, &got);
+	if (!err && got != cookie)
+		err = -ESTALE; /* the owner reused the fd number */
+	if (!err)
+		err = arm_fd(copy, flags);
+	/* never keep it: our copy would keep the connection open after its owner closes it */
+	close(copy);
+	return err;
+}
+
+/*
+ * --arm-pid: every socket of that process that is a transport of the mux and not armed
+ * yet (its recorded owner may have passed it on and exited). @flags 0 disarms them all.
+ */
+static void arm_from_pid(struct monitor *m, __u32 flags)
+{
+	char dir[64], link[64], path[320];
+	struct dirent *de;
+	__u64 cookie;
+	__u32 slot;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", m->arm_pid);
+	d = opendir(dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		ssize_t n;
+		int copy;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0 || strncmp(link, "socket:", 7))
+			continue;
+		copy = kcm_pidfd_getfd(m->arm_pid, atoi(de->d_name));
+		if (copy < 0)
+			continue;
+		if (!sock_cookie(copy, &cookie) &&
+		    !bpf_map_lookup_elem(m->pins.map[KCM_MAP_TRANSPORT_SLOT], &cookie, &slot) &&
+		    slot < KCM_MAX_TRANSPORTS && (!flags || m->armed[slot] != cookie) &&
+		    !arm_fd(copy, flags) && flags) {
+			if (!m->armed[slot])
+				m->narmed++;
+			m->armed[slot] = cookie;
+			m->refused[slot] = 0;
+		}
+		close(copy);
+	}
+	closedir(d);
+}
+
+static const char *arm_hint(int err)
+{
+	switch (err) {
+	case -ESRCH:
+		return "its owner exited";
+	case -EBADF:
+	case -ESTALE:
+		return "its owner closed it";
+	case -EPERM:
+		return "pidfd_getfd needs CAP_SYS_PTRACE over its owner";
+	case -ENOPROTOOPT:
+		return "the setsockopt program did not run for it: is the socket in another "
+		       "cgroup tree than --cgroup?";
+	default:
+		return strerror(-err);
+	}
+}
+
+/* Arm every attached transport not armed yet (transport_slot: cookie -> slot). */
+static void arm_new(struct monitor *m)
+{
+	int slot_fd = m->pins.map[KCM_MAP_TRANSPORT_SLOT];
+	__u64 cookie, next, *prev = NULL;
+	struct kcm_transport_info info;
+	__u32 slot;
+	int err;
+
+	while (!bpf_map_get_next_key(slot_fd, prev, &next)) {
+		cookie = next;
+		prev = &cookie;
+		if (bpf_map_lookup_elem(slot_fd, &cookie, &slot) || slot >= KCM_MAX_TRANSPORTS ||
+		    m->armed[slot] == cookie || m->refused[slot] == cookie)
+			continue;
+		if (bpf_map_lookup_elem(m->pins.map[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		    info.cookie != cookie)
+			continue; /* attach still in progress: next scan */
+		err = arm_one(info.pid, info.fd, cookie, KCM_HEALTH_CB_ALL);
+		if (err && m->arm_pid) {
+			m->refused[slot] = cookie; /* arm_from_pid() may still find it */
+			continue;
+		}
+		if (err) {
+			m->refused[slot] = cookie;
+			fprintf(stderr, "kcm-loader: failed to arm transport %llu (slot %u, pid %u "
+				"fd %d) of mux '%s': %s\n", U(cookie), slot, info.pid, info.fd,
+				m->name, arm_hint(err));
+			continue;
+		}
+		if (!m->armed[slot])
+			m->narmed++;
+		m->armed[slot] = cookie;
+		if (env.verbose)
+			fprintf(stderr, "kcm-loader: armed transport %llu (slot %u)\n", U(cookie),
+				slot);
+	}
+	if (m->arm_pid)
+		arm_from_pid(m, KCM_HEALTH_CB_ALL);
+}
+
+/* Turn the callbacks off again on the transports still there (before the programs go). */
+static void disarm_all(struct monitor *m)
+{
+	struct kcm_transport_info info;
+
+	if (m->arm_pid)
+		arm_from_pid(m, 0);
+	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS && m->narmed; slot++) {
+		if (!m->armed[slot])
+			continue;
+		if (!bpf_map_lookup_elem(m->pins.map[KCM_MAP_TRANSPORT_INFO], &slot, &info) &&
+		    info.cookie == m->armed[slot])
+			arm_one(info.pid, info.fd, info.cookie, 0);
+		m->armed[slot] = 0;
+		m->narmed--;
+	}
+}
+
+static int reuse_maps(struct monitor *m)
+{
+	struct {
+		struct bpf_map *map;
+		enum kcm_map_id id;
+	} reuse[] = {
+		{ m->skel->maps.transport_slot, KCM_MAP_TRANSPORT_SLOT },
+		{ m->skel->maps.transport_stats, KCM_MAP_TRANSPORT_STATS },
+		{ m->skel->maps.health_cfg, KCM_MAP_HEALTH_CFG },
+		{ m->skel->maps.events, KCM_MAP_EVENTS },
+	};
+	int err;
+
+	for (size_t i = 0; i < sizeof(reuse) / sizeof(reuse[0]); i++) {
+		err = bpf_map__reuse_fd(reuse[i].map, m->pins.map[reuse[i].id]);
+		if (err)
+			return fail("failed to reuse map %s of mux '%s': %s (was it created by an "
+				    "older kcm-loader? `kcm-loader destroy` and create it again)",
+				    kcm_map_names[reuse[i].id], m->name, strerror(-err));
+	}
+	return 0;
+}
+
+static int attach(struct monitor *m, const char *cgroup)
+{
+	int err;
+
+	m->cgroup_fd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (m->cgroup_fd < 0)
+		return fail("failed to open cgroup %s: %s", cgroup, strerror(errno));
+	m->sockops_link = bpf_program__attach_cgroup(m->skel->progs.kcm_health, m->cgroup_fd);
+	if (!m->sockops_link) {
+		err = errno;
+		return fail("failed to attach sock_ops program to cgroup %s: %s%s", cgroup,
+			    strerror(err), err == EPERM ? " (run as root)" : "");
+	}
+	m->arm_link = bpf_program__attach_cgroup(m->skel->progs.kcm_health_arm, m->cgroup_fd);
+	if (!m->arm_link) {
+		err = errno;
+		return fail("failed to attach setsockopt program to cgroup %s: %s", cgroup,
+			    strerror(err));
+	}
+	return 0;
+}
+
+static void report_cost(struct monitor *m)
+{
+	struct bpf_prog_info info = { 0 };
+	__u32 len = sizeof(info);
+	double per = 0;
+
+	if (bpf_obj_get_info_by_fd(bpf_program__fd(m->skel->progs.kcm_health), &info, &len)) {
+		fprintf(stderr, "kcm-loader: failed to read the sock_ops program's statistics: "
+			"%s\n", strerror(errno));
+		return;
+	}
+	if (info.run_cnt)
+		per = (double)info.run_time_ns / info.run_cnt;
+	if (env.json) {
+		json_start_object(NULL);
+		json_start_object("stats_cost");
+		json_string("prog", "kcm_health");
+		json_uint("prog_id", info.id);
+		json_uint("run_cnt", info.run_cnt);
+		json_uint("run_time_ns", info.run_time_ns);
+		json_uint("ns_per_callback", (uint64_t)(per + 0.5));
+		json_end_object();
+		json_end_object();
+		json_done();
+	} else {
+		printf("sock_ops cost: %llu callbacks, %llu ns, %.1f ns per callback\n",
+		       U(info.run_cnt), U(info.run_time_ns), per);
+		fflush(stdout);
+	}
+}
+
+static void monitor_close(struct monitor *m)
+{
+	__u32 zero = 0;
+
+	if (m->skel && m->arm_link)
+		disarm_all(m);
+	bpf_link__destroy(m->arm_link);
+	bpf_link__destroy(m->sockops_link);
+	ring_buffer__free(m->rb);
+	if (m->skel && m->pins.map[KCM_MAP_HEALTH_CFG] >= 0 && m->sockops_link) {
+		struct kcm_health_cfg off = { 0 };
+
+		bpf_map_update_elem(m->pins.map[KCM_MAP_HEALTH_CFG], &zero, &off, BPF_ANY);
+	}
+	kcm_health_bpf__destroy(m->skel);
+	if (m->stats_fd >= 0)
+		close(m->stats_fd); /* the kernel stops timing programs with the last such fd */
+	if (m->cgroup_fd >= 0)
+		close(m->cgroup_fd);
+	pinned_close(&m->pins);
+}
+
+static int ready(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	if (fd < 0)
+		return fail("failed to create ready file %s: %s", path, strerror(errno));
+	close(fd);
+	return 0;
+}
+
+static int run(struct monitor *m, const char *cgroup, const char *ready_file, __u64 duration,
+	       bool cost)
+{
+	__u64 last_scan, deadline = duration ? mono_ns() + duration * 1000000000ULL : 0;
+	__u32 zero = 0;
+	int err;
+
+	pinned_open(m->name, &m->pins);
+	if (m->pins.missing) {
+		char path[256];
+
+		kcm_pin_path(path, sizeof(path), m->name, NULL);
+		if (access(path, F_OK))
+			return fail("no mux named '%s' (no %s)", m->name, path);
+		return fail("mux '%s' is incomplete (no %s): `kcm-loader clean` removes it",
+			    m->name, m->pins.first_missing);
+	}
+	m->skel = kcm_health_bpf__open();
+	if (!m->skel)
+		return fail("failed to open the health programs: %s", strerror(errno));
+	if (reuse_maps(m))
+		return EXIT_FAIL;
+	err = kcm_health_bpf__load(m->skel);
+	if (err)
+		return fail_lib("failed to load the health programs", -err);
+	if (bpf_map_update_elem(m->pins.map[KCM_MAP_HEALTH_CFG], &zero, &m->cfg, BPF_ANY))
+		return fail("failed to write the thresholds of mux '%s': %s", m->name,
+			    strerror(errno));
+	if (cost) {
+		/* like kernel.bpf_stats_enabled=1, but only while this fd lives, even on SIGKILL */
+		m->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+		if (m->stats_fd < 0)
+			return fail("failed to turn on BPF run-time statistics: %s",
+				    strerror(errno));
+	}
+	m->rb = ring_buffer__new(m->pins.map[KCM_MAP_EVENTS], on_event, m, NULL);
+	if (!m->rb)
+		return fail("failed to read the events of mux '%s': %s", m->name, strerror(errno));
+	m->start_ns = mono_ns();
+	if (attach(m, cgroup))
+		return EXIT_FAIL;
+	arm_new(m);
+	last_scan = mono_ns();
+	if (ready_file && ready(ready_file))
+		return EXIT_FAIL;
+	while (!stop) {
+		err = ring_buffer__poll(m->rb, POLL_MS);
+		if (err < 0 && err != -EINTR)
+			return fail("failed to poll the events of mux '%s': %s", m->name,
+				    strerror(-err));
+		if (stop || (deadline && mono_ns() >= deadline))
+			break;
+		if (mono_ns() - last_scan >= RESCAN_NS) {
+			arm_new(m);
+			last_scan = mono_ns();
+		}
+	}
+	ring_buffer__consume(m->rb);
+	if (cost)
+		report_cost(m);
+	if (m->stale && env.verbose)
+		fprintf(stderr, "kcm-loader: skipped %llu events from before the start\n",
+			U(m->stale));
+	return EXIT_OK;
+}
+
+static void help(void)
+{
+	printf("Usage: kcm-loader monitor NAME [--json] [--srtt-us N] [--rttvar-us N]\n"
+	       "         [--retrans N] [--rto] [--state] [--cgroup PATH] [--count N]\n"
+	       "         [--duration S] [--ready-file PATH] [--stats-cost] [--arm-pid PID]\n\n"
+	       "Stream the health events of the transports of mux NAME, one line each:\n"
+	       "  --srtt-us N     smoothed RTT rose above N us (once; again after it fell back)\n"
+	       "  --rttvar-us N   RTT variance rose above N us (likewise)\n"
+	       "  --retrans N     every retransmission once N segments were retransmitted\n"
+	       "  --rto           every retransmission timeout\n"
+	       "  --state         every TCP state change (a transport's death is always shown,\n"
+	       "                  with its error: 104 reset, 110 timed out, 0 closed)\n"
+	       "Parse errors of the data plane are shown too.\n\n"
+	       "  --cgroup PATH   attach to this cgroup v2 (default: its root, which sees every\n"
+	       "                  socket; a narrower one sees only sockets created in it)\n"
+	       "  --count N       exit after N events\n"
+	       "  --duration S    exit after S seconds\n"
+	       "  --ready-file P  create P once the programs are attached and transports armed\n"
+	       "  --stats-cost    time the sock_ops program and print its cost per callback\n"
+	       "  --arm-pid PID   also arm the transports PID holds (when the owner recorded\n"
+	       "                  at attach passed them on)\n"
+	       "  --json          one JSON object per event (fields: docs/monitor.md)\n\n"
+	       "Each transport's callbacks are armed through its owner's fd (pidfd_getfd) and\n"
+	       "disarmed on exit; the programs are attached through links, so they go away with\n"
+	       "this process. One monitor per mux: the events and thresholds are the mux's.\n");
+}
+
+int cmd_monitor(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "srtt-us", required_argument, NULL, 's' },
+		{ "rttvar-us", required_argument, NULL, 'r' },
+		{ "retrans", required_argument, NULL, 'R' },
+		{ "rto", no_argument, NULL, 'o' },
+		{ "state", no_argument, NULL, 'S' },
+		{ "cgroup", required_argument, NULL, 'g' },
+		{ "count", required_argument, NULL, 'c' },
+		{ "duration", required_argument, NULL, 'd' },
+		{ "ready-file", required_argument, NULL, 'f' },
+		{ "stats-cost", no_argument, NULL, 'C' },
+		{ "arm-pid", required_argument, NULL, 'p' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	struct monitor *m;
+	const char *cgroup = NULL, *ready_file = NULL;
+	char root[256];
+	uint64_t v, duration = 0;
+	bool cost = false;
+	int c, err;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return fail("out of memory");
+	m->cgroup_fd = m->stats_fd = -1;
+	for (int i = 0; i < KCM_MAP_COUNT; i++)
+		m->pins.map[i] = -1;
+	for (int i = 0; i < KCM_PROG_COUNT; i++)
+		m->pins.prog[i] = -1;
+	for (int i = 0; i < KCM_MAX_PARSERS; i++)
+		m->pins.parser_map[i] = -1;
+
+	optind = 0;
+	err = EXIT_USAGE;
+	while ((c = getopt_long(argc, argv, "js:r:R:oSg:c:d:f:Cp:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			env.json = true;
+			break;
+		case 's':
+		case 'r':
+		case 'R':
+			if (parse_u64(optarg, 1, UINT32_MAX, &v)) {
+				usage_error("monitor", "--%s takes 1..%u, not '%s'",
+					    c == 's' ? "srtt-us" : c == 'r' ? "rttvar-us" : "retrans",
+					    UINT32_MAX, optarg);
+				goto out;
+			}
+			if (c == 's')
+				m->cfg.srtt_us = v;
+			else if (c == 'r')
+				m->cfg.rttvar_us = v;
+			else
+				m->cfg.retrans = v;
+			break;
+		case 'o':
+			m->cfg.rto = 1;
+			break;
+		case 'S':
+			m->cfg.state = 1;
+			break;
+		case 'g':
+			cgroup = optarg;
+			break;
+		case 'c':
+			if (parse_u64(optarg, 1, UINT64_MAX, &m->max_events)) {
+				usage_error("monitor", "--count takes a positive number, not '%s'",
+					    optarg);
+				goto out;
+			}
+			break;
+		case 'd':
+			if (parse_u64(optarg, 1, 86400 * 365, &duration)) {
+				usage_error("monitor", "--duration takes seconds (>= 1), not '%s'",
+					    optarg);
+				goto out;
+			}
+			break;
+		case 'f':
+			ready_file = optarg;
+			break;
+		case 'C':
+			cost = true;
+			break;
+		case 'p':
+			if (parse_u64(optarg, 1, INT32_MAX, &v) || !pid_alive(v)) {
+				usage_error("monitor", "--arm-pid takes a running process, not '%s'",
+					    optarg);
+				goto out;
+			}
+			m->arm_pid = v;
+			break;
+		case 'h':
+			help();
+			err = EXIT_OK;
+			goto out;
+		default:
+			usage_error("monitor", "unknown option");
+			goto out;
+		}
+	}
+	if (argc - optind != 1) {
+		usage_error("monitor", "expected one mux NAME");
+		goto out;
+	}
+	m->name = argv[optind];
+	if (kcm_name_check(m->name)) {
+		usage_error("monitor", "invalid name '%s'", m->name);
+		goto out;
+	}
+	if (!cgroup) {
+		err = cgroup2_root(root, sizeof(root));
+		if (err) {
+			err = fail("failed to find cgroup v2 in /proc/mounts: %s (mount it with "
+				   "`mount -t cgroup2 none /sys/fs/cgroup/unified`, or pass "
+				   "--cgroup)", err == -ENOENT ? "not mounted" : strerror(-err));
+			goto out;
+		}
+		cgroup = root;
+	}
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	err = run(m, cgroup, ready_file, duration, cost);
+	monitor_close(m);
+out:
+	free(m);
+	return err;
+}

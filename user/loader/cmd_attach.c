@@ -13,6 +13,7 @@
 #include "loader.h"
 #include "pidfd.h"
 #include "pins.h"
+#include "transport_args.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
@@ -44,6 +45,49 @@ static int parse_keepalive(const char *s, struct kcm_transport_opts *o)
 	return i ? 0 : -1;
 }
 
+/* The transport options of attach and connect (transport_args.h). */
+int transport_option(const char *cmd, int opt, const char *arg, struct kcm_transport_opts *o)
+{
+	uint64_t v;
+
+	switch (opt) {
+	case 'N':
+		o->nodelay = 1;
+		return 0;
+	case 'K':
+		if (parse_keepalive(arg, o))
+			return usage_error(cmd, "invalid --keepalive '%s': IDLE[,INTVL[,CNT]] "
+					   "seconds, seconds, probes", arg);
+		return 0;
+	case 'U':
+		if (parse_u64(arg, 1, 0x7fffffff, &v))
+			return usage_error(cmd, "invalid --user-timeout '%s': milliseconds",
+					   arg);
+		o->user_timeout_ms = v;
+		return 0;
+	case 'R':
+		if (parse_size(arg, 4096, 0x3fffffff, &v))
+			return usage_error(cmd, "invalid --rcvbuf '%s'", arg);
+		o->rcvbuf = v;
+		return 0;
+	case 'T':
+		if (parse_u64(arg, 1, 0x7fffffff, &v))
+			return usage_error(cmd, "invalid --rcvtimeo '%s': milliseconds", arg);
+		o->rcvtimeo_ms = v;
+		return 0;
+	case 'L':
+		if (!strcmp(arg, "abort"))
+			o->linger = -1;
+		else if (parse_u64(arg, 1, 65535, &v))
+			return usage_error(cmd, "invalid --linger '%s': abort or seconds",
+					   arg);
+		else
+			o->linger = v;
+		return 0;
+	}
+	return usage_error(cmd, "unknown option");
+}
+
 /* This process's copy of fd @fd of process @pid, or -errno after saying why not. */
 static int take_fd(pid_t pid, int fd)
 {
@@ -70,58 +114,29 @@ static int parse_target(const char *cmd, int argc, char **argv, struct target *t
 		{ "cookie", required_argument, NULL, 'c' },
 		{ "prog", required_argument, NULL, 'P' },
 		{ "frame", required_argument, NULL, 'F' },
-		{ "nodelay", no_argument, NULL, 'N' },
-		{ "keepalive", required_argument, NULL, 'K' },
-		{ "user-timeout", required_argument, NULL, 'U' },
-		{ "rcvbuf", required_argument, NULL, 'R' },
-		{ "rcvtimeo", required_argument, NULL, 'T' },
-		{ "linger", required_argument, NULL, 'L' },
+		TRANSPORT_LONG_OPTIONS,
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	int c, err;
-	uint64_t v;
 
 	t->topts.sz = sizeof(t->topts);
 	optind = 0;
 	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
 		/* parsers and transport options are attach's: unattach takes neither */
-		if (c > 0 && strchr("PFNKURTL", c) && strcmp(cmd, "attach"))
+		if (c > 0 && strchr("PF" TRANSPORT_OPT_CHARS, c) && strcmp(cmd, "attach"))
 			return usage_error(cmd, "unknown option");
 		switch (c) {
 		case 'N':
-			t->topts.nodelay = 1;
-			break;
 		case 'K':
-			if (parse_keepalive(optarg, &t->topts))
-				return usage_error(cmd, "invalid --keepalive '%s': IDLE[,INTVL[,CNT]] "
-						   "seconds, seconds, probes", optarg);
-			break;
 		case 'U':
-			if (parse_u64(optarg, 1, 0x7fffffff, &v))
-				return usage_error(cmd, "invalid --user-timeout '%s': milliseconds",
-						   optarg);
-			t->topts.user_timeout_ms = v;
-			break;
 		case 'R':
-			if (parse_size(optarg, 4096, 0x3fffffff, &v))
-				return usage_error(cmd, "invalid --rcvbuf '%s'", optarg);
-			t->topts.rcvbuf = v;
-			break;
 		case 'T':
-			if (parse_u64(optarg, 1, 0x7fffffff, &v))
-				return usage_error(cmd, "invalid --rcvtimeo '%s': milliseconds", optarg);
-			t->topts.rcvtimeo_ms = v;
-			break;
 		case 'L':
-			if (!strcmp(optarg, "abort"))
-				t->topts.linger = -1;
-			else if (parse_u64(optarg, 1, 65535, &v))
-				return usage_error(cmd, "invalid --linger '%s': abort or seconds",
-						   optarg);
-			else
-				t->topts.linger = v;
+			err = transport_option(cmd, c, optarg, &t->topts);
+			if (err)
+				return err;
 			break;
 		case 'P':
 		case 'F':
@@ -172,15 +187,7 @@ static void attach_help(void)
 	       "                (the mux must have been created with --prog or --frame); it\n"
 	       "                gets a transport map of its own, steering into the same group\n"
 	       "  --frame NAME  --prog with a shipped parser (`kcm-loader parsers`)\n\n"
-	       "Transport options (docs/transport-options.md):\n"
-	       "  --nodelay                  TCP_NODELAY: replies leave without waiting\n"
-	       "  --keepalive IDLE[,INTVL[,CNT]]  probe an idle peer: find it gone after\n"
-	       "                             IDLE + INTVL * CNT seconds\n"
-	       "  --user-timeout MS          TCP_USER_TIMEOUT: fail the connection when sent\n"
-	       "                             data stays unacknowledged MS ms (a cut cable)\n"
-	       "  --rcvbuf SIZE              SO_RCVBUF (bounds the largest message)\n"
-	       "  --rcvtimeo MS              fail a message not complete within MS ms\n"
-	       "  --linger abort|SECONDS     close with RST, or wait up to SECONDS\n");
+	       TRANSPORT_OPTIONS_HELP);
 }
 
 static void unattach_help(void)

@@ -37,6 +37,8 @@ int cmd_unattach(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_parsers(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
+int cmd_connect(int argc, char **argv);
+int cmd_monitor(int argc, char **argv);
 
 /* The path of shipped parser NAME (--frame NAME): 0, -ENOENT or -EINVAL. */
 int parser_resolve(const char *name, char *out, size_t len);

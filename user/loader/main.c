@@ -27,6 +27,8 @@ static const struct cmd {
 	{ "unattach", cmd_unattach, "unattach NAME (--pid PID --fd FD | --cookie C)" },
 	{ "parsers", cmd_parsers, "parsers [--json]                list the shipped parsers (--frame)" },
 	{ "status", cmd_status, "status [NAME] [--json]          show what is really attached" },
+	{ "connect", cmd_connect, "connect NAME HOST:PORT --count N  keep N connections attached" },
+	{ "monitor", cmd_monitor, "monitor NAME [--json]           stream transport health events" },
 	{ "stats", cmd_stats, "stats [NAME] [--watch S] [--json] counters per mux, KCM socket, transport" },
 	{ "destroy", cmd_destroy, "destroy NAME                    unpin a mux (gone when unused)" },
 	{ "clean", cmd_clean, "clean [--all] [--dry-run]       remove what crashed runs left" },

@@ -347,3 +347,43 @@ cpu_ticks() {
 	[ "$(jq -r '.[0].transports[].remote' "$TMP/stats.json" | sort -u)" = "[fd00:99::2]:$PORT" ]
 	stop_pool 2
 }
+
+@test "connect: a listener whose backlog is full resets a connection the pool thought was up" {
+	in_client "$LOADER" create "$MUX" >/dev/null
+	# the server answers an overflow with a RST (the default silently drops the ACK)
+	in_server sysctl -qw net.ipv4.tcp_abort_on_overflow=1
+	# a listener that never accepts, with room for one connection; TCP_DEFER_ACCEPT keeps
+	# a connection out of the accept queue until its first data, as busy servers do
+	bg_run in_server /usr/bin/python3 -c "
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 30)
+s.bind(('$IP_S', $PORT))
+s.listen(0)
+open('$TMP/listening', 'w').close()
+time.sleep(60)"
+	wait_for_file "$TMP/listening"
+	start_pool --count 1 --connect-timeout 500 --backoff-min 100 --backoff-max 400
+	wait_events '.event == "connected"' 1
+	cookie=$(events '.event == "connected"' | jq .cookie)
+	# another client's first data takes the one place in the accept queue
+	bg_run in_client "$PROGS/kcm_client" --connect "$IP_S:$PORT" --count 1 --hold 60
+	for ((i = 0; i < 100; i++)); do
+		[ "$(in_server ss -Hltn sport = :"$PORT" | awk '{ print $2 }')" = 1 ] && break
+		sleep 0.05
+	done
+	[ "$(in_server ss -Hltn sport = :"$PORT" | awk '{ print $2 }')" = 1 ]
+	# the pool's transport looked established; its first message meets the full queue
+	in_client "$PROGS/pool_sender" --open "$MUX" --count 1
+	wait_events '.event == "failed"' 1
+	failed=$(events '.event == "failed"')
+	echo "$failed"
+	[ "$(jq .cookie <<<"$failed")" = "$cookie" ]
+	[ "$(jq -r .reason <<<"$failed")" = reset ]
+	[ "$(jq .err <<<"$failed")" = 104 ]
+	# the queue stays full: new SYNs are dropped, so replacements time out and back off
+	wait_events '.event == "connect_failed" and .err == 110' 2 5
+	[ "$(in_client "$LOADER" stats "$MUX" --json | jq '.[0].mux.transport_failures')" = 1 ]
+	[ "$(in_client "$LOADER" stats "$MUX" --json | jq '.[0].mux.tx_msgs')" = 1 ]
+	stop_pool 0
+}

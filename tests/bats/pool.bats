@@ -387,3 +387,22 @@ time.sleep(60)"
 	[ "$(in_client "$LOADER" stats "$MUX" --json | jq '.[0].mux.tx_msgs')" = 1 ]
 	stop_pool 0
 }
+
+@test "clean forgets the transports of a pool killed with SIGKILL, counting them unattached" {
+	in_client "$LOADER" create "$MUX" >/dev/null
+	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:$PORT" --conns 2 \
+		--ready-file "$TMP/holder.ready"
+	start_pool --count 2 --ready-file "$TMP/pool.ready"
+	wait_for_file "$TMP/pool.ready"
+	kill -KILL "$POOL"
+	wait "$POOL" || true
+	# the sockets closed with their owner: the sockmap dropped them, the records stay
+	[ "$("$LOADER" status "$MUX" --json | jq '.[0].stale_entries')" = 2 ]
+	"$LOADER" clean --dry-run | grep "would forget 2 closed transports of mux '$MUX'"
+	run "$LOADER" clean
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"forgot 2 closed transports of mux '$MUX'"* ]]
+	[ "$("$LOADER" status "$MUX" --json | jq '.[0].stale_entries')" = 0 ]
+	[ "$("$LOADER" stats "$MUX" --json | jq '.[0].mux.unattaches')" = 2 ]
+	[ "$("$LOADER" stats "$MUX" --json | jq '.[0].mux.attaches')" = 2 ]
+}

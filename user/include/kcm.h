@@ -141,6 +141,9 @@ int kcm_attach_owned_parser(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int
 int kcm_attach_owned_opts(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 			  const struct kcm_transport_opts *opts);
 int kcm_unattach(struct kcm_mux *mux, int tcpfd);
+/* Forget transports whose sockets closed without an unattach (their owner exited):
+ * counted as unattached, with what they lost. Returns how many, or -1 with errno. */
+int kcm_mux_prune(struct kcm_mux *mux);
 /* Unattach by socket cookie (SO_COOKIE), for sockets this process has no fd of. */
 int kcm_unattach_cookie(struct kcm_mux *mux, uint64_t cookie);
 

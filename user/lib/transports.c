@@ -468,3 +468,32 @@ int kcm_tx_refresh(struct kcm_mux *mux)
 	pthread_mutex_unlock(&mux->lock);
 	return 0;
 }
+
+int kcm_mux_prune(struct kcm_mux *mux)
+{
+	struct kcm_transport_info info, none = { 0 };
+	int err, pruned = 0;
+	__u64 cookie;
+
+	if (!mux) {
+		errno = EINVAL;
+		return -1;
+	}
+	err = kcm_mux_lock(mux);
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		    !info.cookie || !transport_lookup(mux, &info, slot, &cookie))
+			continue;
+		slot_release(mux, slot); /* counts it as unattached, with what it lost */
+		bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &none, BPF_ANY);
+		pruned++;
+	}
+	if (pruned)
+		kcm_config_bump(mux);
+	kcm_mux_unlock(mux);
+	return pruned;
+}

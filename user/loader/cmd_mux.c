@@ -13,6 +13,7 @@
 #include "kcm_shared.h"
 #include "json.h"
 #include "loader.h"
+#include "pinned.h"
 #include "pins.h"
 
 static void create_help(FILE *f)
@@ -229,6 +230,51 @@ static const char *clean_reason(const char *name, char *buf, size_t len)
 	return NULL;
 }
 
+/* Transport records of mux @name whose sockets are gone from their map. */
+static int closed_transports(const char *name)
+{
+	struct kcm_transport_info info;
+	struct pinned p;
+	int n = 0;
+	__u64 cookie;
+
+	pinned_open(name, &p);
+	for (__u32 slot = 0; !p.missing && slot < KCM_MAX_TRANSPORTS; slot++) {
+		int map;
+
+		if (bpf_map_lookup_elem(p.map[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		    !info.cookie || info.parser >= KCM_MAX_PARSERS)
+			continue;
+		map = p.parser_map[info.parser];
+		n += map < 0 || bpf_map_lookup_elem(map, &slot, &cookie) || cookie != info.cookie;
+	}
+	pinned_close(&p);
+	return n;
+}
+
+/* Records of transports whose sockets closed (the owner died without unattaching). */
+static int prune(const char *name, bool dry)
+{
+	struct kcm_mux *mux;
+	int n;
+
+	if (dry) {
+		n = closed_transports(name);
+		if (n)
+			printf("would forget %d closed transport%s of mux '%s'\n", n,
+			       n == 1 ? "" : "s", name);
+		return 0;
+	}
+	mux = kcm_mux_open(name);
+	if (!mux)
+		return 0;
+	n = kcm_mux_prune(mux);
+	kcm_mux_close(mux);
+	if (n > 0)
+		printf("forgot %d closed transport%s of mux '%s'\n", n, n == 1 ? "" : "s", name);
+	return n > 0 ? n : 0;
+}
+
 int cmd_clean(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -255,8 +301,9 @@ int cmd_clean(int argc, char **argv)
 		case 'h':
 			printf("Usage: kcm-loader clean [--all] [--dry-run]\n\n"
 			       "Remove muxes left by crashed runs: folders missing pins, and muxes\n"
-			       "whose owning program exited without destroying them. --all removes\n"
-			       "every mux. --dry-run only says what would go.\n");
+			       "whose owning program exited without destroying them; in the others,\n"
+			       "forget transports whose sockets closed without an unattach. --all\n"
+			       "removes every mux. --dry-run only says what would go.\n");
 			return EXIT_OK;
 		default:
 			return usage_error("clean", "unknown option");
@@ -278,8 +325,10 @@ int cmd_clean(int argc, char **argv)
 		if (de->d_name[0] == '.')
 			continue;
 		reason = all ? "--all" : clean_reason(de->d_name, why, sizeof(why));
-		if (!reason)
+		if (!reason) {
+			removed += prune(de->d_name, dry);
 			continue;
+		}
 		if (dry) {
 			printf("would remove mux '%s': %s\n", de->d_name, reason);
 			continue;

@@ -479,6 +479,28 @@ static int read_replies(struct replies *rp)
 	return 0;
 }
 
+/*
+ * --hold with --replies: keep reading (and dropping) what still arrives, e.g. replies a
+ * KCM server sent on this connection for another one's requests. A peer that stops
+ * reading would fill its buffer and make the server's side retransmit.
+ */
+static void hold_draining(struct conn *conns)
+{
+	uint64_t end = now_ns() + o.hold_s * 1000000000ull;
+	struct pollfd p[MAX_CONNS];
+	static char sink[65536];
+
+	for (unsigned int i = 0; i < o.conns; i++)
+		p[i] = (struct pollfd){ .fd = conns[i].fd, .events = POLLIN };
+	for (uint64_t now = now_ns(); now < end; now = now_ns()) {
+		if (poll(p, o.conns, (int)((end - now) / 1000000) + 1) <= 0)
+			continue;
+		for (unsigned int i = 0; i < o.conns; i++)
+			if (p[i].revents && read(p[i].fd, sink, sizeof(sink)) <= 0)
+				p[i].fd = -1; /* EOF or error: stop watching it */
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct replies rp = { 0 };
@@ -549,7 +571,9 @@ int main(int argc, char **argv)
 		/* now, so that a kill during --hold resets the connections too */
 		setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
 	}
-	if (o.hold_s) {
+	if (o.hold_s && o.replies) {
+		hold_draining(conns);
+	} else if (o.hold_s) {
 		/* malformed input: let the server see it, with the connection still open */
 		struct timespec ts = { o.hold_s, 0 };
 

@@ -62,6 +62,18 @@ wait_for_file() {
 	return 1
 }
 
+# wait_listen PORT: until something listens on $IP_S:PORT in the server's namespace (a
+# client started before that is refused).
+wait_listen() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -n "$(in_server ss -Htln src "$IP_S" sport = :"$1")" ] && return 0
+		sleep 0.05
+	done
+	echo "nothing listens on $IP_S:$1"
+	return 1
+}
+
 # common_teardown: kill what the test started, remove namespaces and its pins.
 common_teardown() {
 	local p

@@ -100,6 +100,7 @@ teardown() {
 	netns_setup
 	"$LOADER" create "$MUX"
 	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:7100" --ready-file "$TMP/holder"
+	wait_listen 7100
 	bg_run in_server "$PROGS/mux_consumer" --open "$MUX" --workers 2 --expect 300 --reply \
 		--timeout 20 --ready-file "$TMP/consumer" > "$TMP/consumer.json"
 	consumer=$BG_PID
@@ -210,6 +211,7 @@ teardown() {
 	netns_setup
 	"$LOADER" create "$MUX"
 	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:7110" --ready-file "$TMP/holder"
+	wait_listen 7110
 	bg_run in_client "$PROGS/kcm_client" --connect "$IP_S:7110" --count 0 --hold 30
 	wait_for_file "$TMP/holder"
 	read -r pid fd < "$TMP/holder"

@@ -37,6 +37,7 @@ start_consumer_and_holder() {
 		--timeout 30 --ready-file "$TMP/consumer" > "$TMP/consumer.json"
 	CONSUMER=$BG_PID
 	wait_for_file "$TMP/consumer"
+	wait_listen 7200
 }
 
 @test "attach --prog: an SDK parser built as documented carries pipelined and trickled streams" {

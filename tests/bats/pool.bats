@@ -65,17 +65,6 @@ stop_pool() {
 	[ "$(events '.event == "stopped"' | jq .unattached)" = "$1" ]
 }
 
-# wait_listen: until something listens on $IP_S:$PORT in the server's namespace.
-wait_listen() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -n "$(in_server ss -Htln src "$IP_S" sport = :"$PORT")" ] && return 0
-		sleep 0.05
-	done
-	echo "nothing listens on $IP_S:$PORT"
-	return 1
-}
-
 # cpu_ticks PID: user + system time of PID, in clock ticks.
 cpu_ticks() {
 	local st
@@ -222,7 +211,7 @@ cpu_ticks() {
 	in_client "$LOADER" create "$MUX" >/dev/null
 	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:$PORT" --conns 3 \
 		--ready-file "$TMP/holder.ready"
-	wait_listen
+	wait_listen "$PORT"
 	start_pool --count 2 --ready-file "$TMP/pool.ready"
 	wait_for_file "$TMP/pool.ready"
 	victim=$(events '.event == "connected"' | head -1)
@@ -258,7 +247,7 @@ cpu_ticks() {
 	in_client "$LOADER" create "$MUX" >/dev/null
 	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:$PORT" --conns 4 \
 		--ready-file "$TMP/holder.ready"
-	wait_listen
+	wait_listen "$PORT"
 	# keepalive: 1 s idle, probes every 1 s, 2 unanswered: dead 3 s after the last data
 	start_pool --count 2 --keepalive 1,1,2 --backoff-max 1000 --ready-file "$TMP/pool.ready"
 	wait_for_file "$TMP/pool.ready"
@@ -296,7 +285,7 @@ cpu_ticks() {
 	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:$PORT" --conns 2 \
 		--ready-file "$TMP/holder.ready"
 	holder=$BG_PID
-	wait_listen
+	wait_listen "$PORT"
 	start_pool --count 2 --backoff-max 1000 --ready-file "$TMP/pool.ready"
 	wait_for_file "$TMP/pool.ready"
 	wait_for_file "$TMP/holder.ready"

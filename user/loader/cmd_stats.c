@@ -300,12 +300,9 @@ int cmd_stats(int argc, char **argv)
 		return fail("failed to count possible CPUs: %s", strerror(-ncpu));
 	if (optind < argc) {
 		name = argv[optind];
-		if (kcm_name_check(name))
-			return usage_error("stats", "invalid name '%s'", name);
-		kcm_pin_path(path, sizeof(path), name, NULL);
-		if (access(path, F_OK))
-			return errno == ENOENT ? fail("no mux named '%s' (no %s)", name, path) :
-			       fail("failed to read %s: %s", path, strerror(errno));
+		err = pinned_name_arg("stats", name, path, sizeof(path));
+		if (err)
+			return err;
 	}
 	if (!watch)
 		return show_all(name, ncpu);

@@ -354,13 +354,10 @@ int cmd_status(int argc, char **argv)
 		return fail("failed to count possible CPUs: %s", strerror(-ncpu));
 	if (optind < argc) {
 		char path[256];
+		int err = pinned_name_arg("status", argv[optind], path, sizeof(path));
 
-		if (kcm_name_check(argv[optind]))
-			return usage_error("status", "invalid name '%s'", argv[optind]);
-		kcm_pin_path(path, sizeof(path), argv[optind], NULL);
-		if (access(path, F_OK))
-			return errno == ENOENT ? fail("no mux named '%s' (no %s)", argv[optind], path) :
-			       fail("failed to read %s: %s", path, strerror(errno));
+		if (err)
+			return err;
 		if (env.json)
 			json_start_array(NULL);
 		show_mux(argv[optind], ncpu);

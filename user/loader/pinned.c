@@ -1,12 +1,15 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Open a pinned mux map by map (status, stats and monitor read it this way). */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 
+#include "kcm.h"
+#include "loader.h"
 #include "pinned.h"
 
 void pinned_open(const char *name, struct pinned *p)
@@ -86,4 +89,15 @@ struct kcm_counters pinned_counters(struct pinned *p, int ncpu)
 		}
 	free(pc);
 	return t;
+}
+
+int pinned_name_arg(const char *cmd, const char *name, char *path, size_t len)
+{
+	if (kcm_name_check(name))
+		return usage_error(cmd, "invalid name '%s'", name);
+	kcm_pin_path(path, len, name, NULL);
+	if (access(path, F_OK))
+		return errno == ENOENT ? fail("no mux named '%s' (no %s)", name, path) :
+		       fail("failed to read %s: %s", path, strerror(errno));
+	return EXIT_OK;
 }

@@ -23,6 +23,9 @@ void pinned_open(const char *name, struct pinned *p);
 void pinned_close(struct pinned *p);
 /* The data plane's per-CPU counters of the mux, summed. */
 struct kcm_counters pinned_counters(struct pinned *p, int ncpu);
+/* The NAME argument of @cmd: EXIT_OK with its folder in @path, else the exit code after
+ * saying what is wrong (an invalid name, no such mux). */
+int pinned_name_arg(const char *cmd, const char *name, char *path, size_t len);
 /* "1.2.3.4:80" or "[::1]:80" */
 void fmt_addr(char *buf, size_t len, int family, const __u8 *addr, __u16 port);
 

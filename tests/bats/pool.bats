@@ -395,3 +395,30 @@ time.sleep(60)"
 	[ "$("$LOADER" stats "$MUX" --json | jq '.[0].mux.unattaches')" = 2 ]
 	[ "$("$LOADER" stats "$MUX" --json | jq '.[0].mux.attaches')" = 2 ]
 }
+
+@test "connect: a cable cut while messages are unacknowledged is found by --user-timeout" {
+	in_client "$LOADER" create "$MUX" >/dev/null
+	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:$PORT" --conns 2 \
+		--ready-file "$TMP/holder.ready"
+	wait_listen "$PORT"
+	# no keepalive: only the user timeout can find a dead peer while data is outstanding
+	start_pool --count 1 --user-timeout 1500 --backoff-max 1000 --ready-file "$TMP/pool.ready"
+	wait_for_file "$TMP/pool.ready"
+	ip -n "$NS_C" link set "$VETH_C" down
+	sent=$(date +%s%3N)
+	in_client "$PROGS/pool_sender" --open "$MUX" --count 10 # queued: nothing acknowledges it
+	wait_events '.event == "failed"' 1 8
+	failed=$(events '.event == "failed"')
+	echo "$failed"
+	[ "$(jq -r .reason <<<"$failed")" = timeout ]
+	[ "$(jq .err <<<"$failed")" = 110 ]
+	delay=$(( $(jq .time_ms <<<"$failed") - sent ))
+	echo "# found dead ${delay} ms after the unacknowledged send (TCP_USER_TIMEOUT 1500)" >&3
+	# the limit is checked when the retransmission timer fires: allow its backoff
+	[ "$delay" -ge 1400 ]
+	[ "$delay" -le 3500 ]
+	[ "$(in_client "$LOADER" stats "$MUX" --json | jq '.[0].mux.tx_msgs')" = 10 ]
+	ip -n "$NS_C" link set "$VETH_C" up
+	wait_events '.event == "connected"' 2 5
+	stop_pool 1
+}

@@ -16,18 +16,6 @@ teardown() {
 	rm -rf "$TMP"
 }
 
-# rx_msgs N: wait until the mux has received N messages (its counters), at most 10 s.
-wait_rx() {
-	local n=0 i
-	for ((i = 0; i < 200; i++)); do
-		n=$("$LOADER" status "$MUX" --json | jq '.[0].counters.rx_msgs')
-		[ "$n" -ge "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "the mux received $n of $1 messages"
-	return 1
-}
-
 @test "a cable cut on an idle transport is found by keepalive within idle + intvl x cnt" {
 	# keepalive 1 s idle, probes every 1 s, 2 unanswered: dead 3 s after the last data
 	bg_run in_server "$PROGS/kcm_server" --listen "$IP_S:7400" --pin "$MUX" --workers 2 \
@@ -37,7 +25,7 @@ wait_rx() {
 	wait_for_file "$TMP/ready"
 	bg_run in_client "$PROGS/kcm_client" --connect "$IP_S:7400" --count 100 --conn-base 0 \
 		--hold 60
-	wait_rx 100
+	wait_mux_rx "$MUX" 100
 	cut=$(date +%s%3N)
 	ip -n "$NS_C" link set "$VETH_C" down # the cable: nothing passes either way now
 	# a second transport from inside the server's namespace, which the cut does not touch

@@ -74,6 +74,18 @@ wait_listen() {
 	return 1
 }
 
+# wait_mux_rx MUX N: until mux MUX has received N messages (its counters), at most 10 s.
+wait_mux_rx() {
+	local n=0 i
+	for ((i = 0; i < 200; i++)); do
+		n=$("$LOADER" status "$1" --json | jq '.[0].counters.rx_msgs')
+		[ "$n" -ge "$2" ] && return 0
+		sleep 0.05
+	done
+	echo "mux $1 received $n of $2 messages"
+	return 1
+}
+
 # common_teardown: kill what the test started, remove namespaces and its pins.
 common_teardown() {
 	local p

@@ -44,18 +44,6 @@ wait_events() {
 	return 1
 }
 
-# wait_server_rx N: until the server's mux ($MUX-srv) received N messages, at most 10 s.
-wait_server_rx() {
-	local n=0 i
-	for ((i = 0; i < 200; i++)); do
-		n=$("$LOADER" status "$MUX-srv" --json | jq '.[0].counters.rx_msgs')
-		[ "$n" -ge "$1" ] && return 0
-		sleep 0.05
-	done
-	echo "the server received $n of $1 messages"
-	return 1
-}
-
 # stop_pool: SIGTERM; it unattaches everything and exits 0.
 stop_pool() {
 	local rc=0
@@ -114,7 +102,7 @@ cpu_ticks() {
 	[ "$(events '.event == "connected"' | jq .cookie | sort -u | wc -l)" = 3 ]
 	[ "$(events '.event == "ready"' | jq -c '[.up, .count]')" = "[3,3]" ]
 	in_client "$PROGS/pool_sender" --open "$MUX" --count 3000 --size 200
-	wait_server_rx 3000
+	wait_mux_rx "$MUX-srv" 3000
 	in_client "$LOADER" stats "$MUX" --json >"$TMP/stats.json"
 	jq -c '.[0].transports[] | [.cookie, .tx_msgs]' "$TMP/stats.json"
 	[ "$(jq '.[0].transports | length' "$TMP/stats.json")" = 3 ]

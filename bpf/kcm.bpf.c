@@ -94,21 +94,7 @@ struct {
 	__type(value, struct kcm_parser_info);
 } parsers SEC(".maps");
 
-/* Transport slot of each attached socket, by SO_COOKIE (filled by libkcm at attach). */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KCM_MAX_TRANSPORTS);
-	__type(key, __u64);
-	__type(value, __u32);
-} transport_slot SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KCM_MAX_TRANSPORTS);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct kcm_transport_stats);
-} transport_stats SEC(".maps");
+#include "kcm_mux_maps.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -125,18 +111,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct kcm_mux_stats);
 } mux_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct kcm_health_cfg);
-} health_cfg SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, KCM_EVENTS_SIZE);
-} events SEC(".maps");
 
 static __always_inline struct kcm_counters *cnt(void)
 {
@@ -353,7 +327,9 @@ int kcm_parser(struct __sk_buff *skb)
 		pos += len;
 	}
 	ret = pos;
-	note_parse(skb, avail, ret, first);
+	/* only an incomplete header is left to record; the verdict counts whole messages */
+	if (!first)
+		note_parse(skb, avail, ret, first);
 	return ret;
 }
 

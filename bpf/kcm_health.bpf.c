@@ -15,6 +15,7 @@
 #include <bpf/bpf_endian.h>
 #include "kcm_shared.h"
 #include "kcm_health.h"
+#include "kcm_mux_maps.h"
 
 #define SOL_TCP 6
 #define AF_INET 2
@@ -26,33 +27,6 @@
 
 /* icsk_rto is in jiffies; 0 when the kernel config is not readable (rto_us then 0). */
 extern unsigned int CONFIG_HZ __kconfig __weak;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KCM_MAX_TRANSPORTS);
-	__type(key, __u64);
-	__type(value, __u32);
-} transport_slot SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KCM_MAX_TRANSPORTS);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct kcm_transport_stats);
-} transport_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct kcm_health_cfg);
-} health_cfg SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, KCM_EVENTS_SIZE);
-} events SEC(".maps");
 
 /* Which thresholds a transport is above, by slot; a new cookie in the slot starts clean. */
 struct health_edge {

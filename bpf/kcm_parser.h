@@ -201,11 +201,15 @@ static __always_inline void kcm__begin(struct kcm_ctx *ctx, struct __sk_buff *sk
  * already counted (strparser may ask twice about one bad frame). */
 static __always_inline int kcm__note(struct kcm_ctx *ctx, int ret)
 {
-	__u64 cookie = bpf_get_socket_cookie(ctx->skb);
-	__u32 *slot = bpf_map_lookup_elem(&kcm_transport_slot, &cookie);
 	struct kcm_transport_stats *ts;
 	struct kcm_event *ev;
+	__u64 cookie;
+	__u32 *slot;
 
+	if (ret > 0 && (__u32)ret <= ctx->avail)
+		return 1; /* a whole message: the mux's verdict counts it */
+	cookie = bpf_get_socket_cookie(ctx->skb);
+	slot = bpf_map_lookup_elem(&kcm_transport_slot, &cookie);
 	ts = slot ? bpf_map_lookup_elem(&kcm_transport_stats, slot) : (void *)0;
 	if (!ts || ts->cookie != cookie)
 		return 1;

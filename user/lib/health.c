@@ -17,7 +17,6 @@
 
 #include "internal.h"
 
-#define FAILED_BIT 2 /* kcm_transport_stats.accounted: the failure was counted */
 #define SETTLE_POLL_MS 10
 #define DRAIN_MAX_MS 1000
 
@@ -56,22 +55,24 @@ static int tcp_state(int fd)
 
 static bool tx_is_dead(struct kcm_mux *mux, uint64_t cookie)
 {
-	bool dead = false;
+	struct kcm_transport *t;
+	bool dead;
 
 	pthread_rwlock_rdlock(&mux->tx_lock);
-	for (unsigned int i = 0; i < mux->ntx; i++)
-		if (mux->tx[i]->cookie == cookie)
-			dead = atomic_load(&mux->tx[i]->dead);
+	t = kcm_tx_find(mux, cookie);
+	dead = t && atomic_load(&t->dead);
 	pthread_rwlock_unlock(&mux->tx_lock);
 	return dead;
 }
 
 static void tx_mark_dead(struct kcm_mux *mux, uint64_t cookie)
 {
+	struct kcm_transport *t;
+
 	pthread_rwlock_rdlock(&mux->tx_lock);
-	for (unsigned int i = 0; i < mux->ntx; i++)
-		if (mux->tx[i]->cookie == cookie)
-			atomic_store(&mux->tx[i]->dead, true);
+	t = kcm_tx_find(mux, cookie);
+	if (t)
+		atomic_store(&t->dead, true);
 	pthread_rwlock_unlock(&mux->tx_lock);
 }
 
@@ -205,7 +206,7 @@ int kcm_transport_check(struct kcm_mux *mux, int fd, struct kcm_transport_event 
 	fill_addrs(mux, slot, ev);
 	tx_mark_dead(mux, cookie); /* the mux stops sending on it */
 	ev->lost_msgs = kcm_stats_lost(mux, slot, cookie, fd, &ev->lost_bytes);
-	if (!(__atomic_fetch_or(&ts->accounted, FAILED_BIT, __ATOMIC_ACQ_REL) & FAILED_BIT)) {
+	if (!(__atomic_fetch_or(&ts->accounted, FAILURE_COUNTED, __ATOMIC_ACQ_REL) & FAILURE_COUNTED)) {
 		__atomic_fetch_add(&mux->xstats->transport_failures, 1, __ATOMIC_RELAXED);
 		if (reason == KCM_FAIL_ASSEMBLY_TIMEOUT) {
 			__atomic_fetch_add(&ts->err_timeout, 1, __ATOMIC_RELAXED);
@@ -253,14 +254,14 @@ static unsigned int watch_list(struct kcm_mux *mux, struct pollfd *p, uint64_t *
 
 static void mark(struct kcm_mux *mux, uint64_t cookie, bool reported, bool settling)
 {
+	struct kcm_transport *t;
+
 	pthread_rwlock_rdlock(&mux->tx_lock);
-	for (unsigned int i = 0; i < mux->ntx; i++) {
-		if (mux->tx[i]->cookie != cookie)
-			continue;
-		if (reported)
-			atomic_store(&mux->tx[i]->reported, true);
-		mux->tx[i]->settling = settling;
-	}
+	t = kcm_tx_find(mux, cookie);
+	if (t && reported)
+		atomic_store(&t->reported, true);
+	if (t)
+		t->settling = settling;
 	pthread_rwlock_unlock(&mux->tx_lock);
 }
 

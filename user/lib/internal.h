@@ -94,6 +94,10 @@ void kcm_sock_forget(struct kcm_sock *ks);	/* the fd is no longer ours */
 /* transport_opts.c: 0 or -errno (kcm_last_error() says which option) */
 int kcm_transport_apply(int fd, const struct kcm_transport_opts *o);
 
+/* kcm_transport_stats.accounted bits: each is counted once, by whoever comes first */
+#define LOSSES_COUNTED 1	/* the transport's losses (failure or unattach) */
+#define FAILURE_COUNTED 2	/* its failure (transport_failures) */
+
 /* stats.c: counters kept in the mux's mmapped maps, shared by every process using it */
 int kcm_stats_map(struct kcm_mux *mux);
 void kcm_stats_unmap(struct kcm_mux *mux);
@@ -109,6 +113,8 @@ uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int
 
 /* transports.c */
 int kcm_tx_refresh(struct kcm_mux *mux);
+/* This process's transport with @cookie, or NULL; the caller holds tx_lock. */
+struct kcm_transport *kcm_tx_find(struct kcm_mux *mux, uint64_t cookie);
 void kcm_tx_clear(struct kcm_mux *mux);
 
 /* Move past @r bytes of an iovec array (recv.c, xmit.c). */

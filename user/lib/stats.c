@@ -135,7 +135,7 @@ uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int
 
 	*bytes = 0;
 	if (__atomic_load_n(&ts->cookie, __ATOMIC_ACQUIRE) != cookie ||
-	    __atomic_exchange_n(&ts->accounted, 1, __ATOMIC_ACQ_REL))
+	    (__atomic_fetch_or(&ts->accounted, LOSSES_COUNTED, __ATOMIC_ACQ_REL) & LOSSES_COUNTED))
 		return 0;
 	pending = kcm_stats_pending(mux, slot, fd);
 	if (pending >= 0) {

@@ -345,15 +345,23 @@ int kcm_attach_owned_parser(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int
 	return err ? -1 : 0;
 }
 
+struct kcm_transport *kcm_tx_find(struct kcm_mux *mux, uint64_t cookie)
+{
+	for (unsigned int i = 0; i < mux->ntx; i++)
+		if (mux->tx[i]->cookie == cookie)
+			return mux->tx[i];
+	return NULL;
+}
+
 /* An fd of @cookie this process holds to send on, or -1. */
 static int tx_fd_of(struct kcm_mux *mux, uint64_t cookie)
 {
-	int fd = -1;
+	struct kcm_transport *t;
+	int fd;
 
 	pthread_rwlock_rdlock(&mux->tx_lock);
-	for (unsigned int i = 0; i < mux->ntx; i++)
-		if (mux->tx[i]->cookie == cookie)
-			fd = mux->tx[i]->fd;
+	t = kcm_tx_find(mux, cookie);
+	fd = t ? t->fd : -1;
 	pthread_rwlock_unlock(&mux->tx_lock);
 	return fd;
 }

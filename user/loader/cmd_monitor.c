@@ -72,15 +72,6 @@ static __u64 mono_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-static const char *state_name(__u32 s)
-{
-	static const char *const names[] = { "-", "ESTABLISHED", "SYN_SENT", "SYN_RECV",
-		"FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK",
-		"LISTEN", "CLOSING", "NEW_SYN_RECV" };
-
-	return s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
-}
-
 static const char *event_name(__u32 type)
 {
 	switch (type) {
@@ -149,8 +140,8 @@ static void print_json(const struct kcm_event *e, const char *local, const char 
 	json_uint("threshold", e->threshold);
 	json_int("err", e->err);
 	json_string("error", e->err ? strerror(e->err) : "");
-	json_string("state", state_name(e->state));
-	json_string("old_state", state_name(e->old_state));
+	json_string("state", tcp_state_name(e->state));
+	json_string("old_state", tcp_state_name(e->old_state));
 	json_start_object("tcp_info");
 	json_uint("srtt_us", e->srtt_us);
 	json_uint("rttvar_us", e->rttvar_us);
@@ -184,7 +175,7 @@ static void print_text(const struct kcm_event *e, const char *local, const char 
 		       e->rto_us, e->snd_cwnd, e->total_retrans);
 		break;
 	case KCM_EV_STATE:
-		printf("%s -> %s%s%s\n", state_name(e->old_state), state_name(e->state),
+		printf("%s -> %s%s%s\n", tcp_state_name(e->old_state), tcp_state_name(e->state),
 		       e->err ? ": " : "", e->err ? strerror(e->err) : "");
 		break;
 	case KCM_EV_PARSE_ERROR:
@@ -489,16 +480,9 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 	__u32 zero = 0;
 	int err;
 
-	pinned_open(m->name, &m->pins);
-	if (m->pins.missing) {
-		char path[256];
-
-		kcm_pin_path(path, sizeof(path), m->name, NULL);
-		if (access(path, F_OK))
-			return fail("no mux named '%s' (no %s)", m->name, path);
-		return fail("mux '%s' is incomplete (no %s): `kcm-loader clean` removes it",
-			    m->name, m->pins.first_missing);
-	}
+	err = pinned_open_whole(m->name, &m->pins);
+	if (err)
+		return err;
 	m->skel = kcm_health_bpf__open();
 	if (!m->skel)
 		return fail("failed to open the health programs: %s", strerror(errno));

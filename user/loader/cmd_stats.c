@@ -123,15 +123,6 @@ static void show_members(struct pinned *p, int ncpu)
 		json_end_array();
 }
 
-static const char *tcp_state_name(__u32 s)
-{
-	static const char *const names[] = { "-", "ESTABLISHED", "SYN_SENT", "SYN_RECV",
-		"FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK",
-		"LISTEN", "CLOSING" };
-
-	return s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
-}
-
 static void show_transports(struct pinned *p)
 {
 	struct kcm_transport_stats ts;
@@ -195,13 +186,10 @@ static void show_transports(struct pinned *p)
 static int show_stats(const char *name, int ncpu)
 {
 	struct pinned p;
+	int err = pinned_open_whole(name, &p);
 
-	pinned_open(name, &p);
-	if (p.missing) {
-		pinned_close(&p);
-		return fail("mux '%s' is incomplete (no %s): `kcm-loader clean` removes it", name,
-			    p.first_missing);
-	}
+	if (err)
+		return err;
 	if (env.json) {
 		json_start_object(NULL);
 		json_string("name", name);

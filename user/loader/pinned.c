@@ -48,17 +48,23 @@ void pinned_open(const char *name, struct pinned *p)
 	}
 }
 
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/* Safe to call twice: every fd is -1 afterwards. */
 void pinned_close(struct pinned *p)
 {
 	for (int i = 0; i < KCM_MAP_COUNT; i++)
-		if (p->map[i] >= 0)
-			close(p->map[i]);
+		close_fd(&p->map[i]);
 	for (int i = 0; i < KCM_PROG_COUNT; i++)
-		if (p->prog[i] >= 0)
-			close(p->prog[i]);
+		close_fd(&p->prog[i]);
 	for (int i = 1; i < KCM_MAX_PARSERS; i++)
-		if (p->parser_map[i] >= 0)
-			close(p->parser_map[i]);
+		close_fd(&p->parser_map[i]);
+	p->parser_map[0] = -1; /* map[KCM_MAP_TRANSPORTS], closed above */
 }
 
 void fmt_addr(char *buf, size_t len, int family, const __u8 *addr, __u16 port)
@@ -100,4 +106,28 @@ int pinned_name_arg(const char *cmd, const char *name, char *path, size_t len)
 		return errno == ENOENT ? fail("no mux named '%s' (no %s)", name, path) :
 		       fail("failed to read %s: %s", path, strerror(errno));
 	return EXIT_OK;
+}
+
+int pinned_open_whole(const char *name, struct pinned *p)
+{
+	char path[256];
+
+	pinned_open(name, p);
+	if (!p->missing)
+		return EXIT_OK;
+	pinned_close(p);
+	kcm_pin_path(path, sizeof(path), name, NULL);
+	if (access(path, F_OK))
+		return fail("no mux named '%s' (no %s)", name, path);
+	return fail("mux '%s' is incomplete (no %s): `kcm-loader clean` removes it", name,
+		    p->first_missing);
+}
+
+const char *tcp_state_name(__u32 state)
+{
+	static const char *const names[] = { "-", "ESTABLISHED", "SYN_SENT", "SYN_RECV",
+		"FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK",
+		"LISTEN", "CLOSING", "NEW_SYN_RECV" };
+
+	return state < sizeof(names) / sizeof(names[0]) ? names[state] : "?";
 }

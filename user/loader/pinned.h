@@ -21,11 +21,15 @@ struct pinned {
 /* Open every pin of mux @name; p->missing counts the ones that are not there (fd -1). */
 void pinned_open(const char *name, struct pinned *p);
 void pinned_close(struct pinned *p);
+/* pinned_open() that fails (EXIT_FAIL, after saying why) unless every pin is there. */
+int pinned_open_whole(const char *name, struct pinned *p);
 /* The data plane's per-CPU counters of the mux, summed. */
 struct kcm_counters pinned_counters(struct pinned *p, int ncpu);
 /* The NAME argument of @cmd: EXIT_OK with its folder in @path, else the exit code after
  * saying what is wrong (an invalid name, no such mux). */
 int pinned_name_arg(const char *cmd, const char *name, char *path, size_t len);
+/* "ESTABLISHED", "CLOSE_WAIT"... for a TCP_* state number ("-" for 0) */
+const char *tcp_state_name(__u32 state);
 /* "1.2.3.4:80" or "[::1]:80" */
 void fmt_addr(char *buf, size_t len, int family, const __u8 *addr, __u16 port);
 

@@ -27,6 +27,7 @@ const volatile __s64 cfg_len_adjust = 4;
 const volatile __u32 cfg_max_msg = 65536;
 const volatile __u32 cfg_batch = 1;
 const volatile __u32 cfg_policy = KCM_STEER_MESSAGES;
+const volatile __u32 cfg_window = 1 << 20;
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
@@ -95,6 +96,38 @@ struct {
 } parsers SEC(".maps");
 
 #include "kcm_mux_maps.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE); /* readers add what they consume */
+	__type(key, __u32);
+	__type(value, struct kcm_credits);
+} credits SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct kcm_flow_state);
+} flow SEC(".maps");
+
+/* Every transport again, by the same slot, as the target of the brake (no programs). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, KCM_MAX_TRANSPORTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} brake_targets SEC(".maps");
+
+/* The controller's loopback socket whose writes become ballast (one slot). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} brake_source SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -352,49 +385,164 @@ static __always_inline __u32 batch_msgs(struct __sk_buff *skb, __u32 base, __u32
 	return n ? n : 1;
 }
 
-/* Redirect to the member whose turn it is (deficit round-robin, see struct kcm_steer). */
-__noinline int kcm_steer(struct __sk_buff *skb, __u32 msgs, __u32 bytes)
+/*
+ * Pick the member for a batch (see struct kcm_steer): the ready member served least
+ * (highest credit), ties broken in turn after @cursor; else, when none has room, the
+ * one with the fewest unread bytes (the controller then closes the transports'
+ * windows). A member is ready while its unread bytes plus the batch fit the window, or
+ * it holds nothing. Returns its group slot, -1 when there is no member.
+ *
+ * What the scan carries from one member to the next lives in the map (scan_*), not in
+ * registers: the verifier then sees one state per iteration, not one per candidate.
+ */
+static __always_inline int pick_member(struct kcm_steer *st, struct kcm_credits *cr, __u32 nm,
+				       __u32 bytes, __s64 units, bool *full)
 {
-	__s64 units = cfg_policy == KCM_STEER_BYTES ? bytes : msgs;
-	__u32 key = 0, nm, cur, slot, i;
-	struct kcm_member_counters *mc;
+	volatile struct kcm_steer *v = st; /* clang must not keep the scratch in registers */
+	__u32 k, i, s, at;
+	__s64 c;
+	__u64 u;
+
+	if (!nm)
+		return -1;
+	v->scan_best = KCM_MAX_MEMBERS;
+	v->scan_low = 0;
+	v->scan_least = ~0ULL;
+	for (k = 0; k < KCM_MAX_MEMBERS; k++) {
+		if (k >= nm)
+			break;
+		i = (st->cursor + 1 + k) % nm;
+		s = st->slots[i & (KCM_MAX_MEMBERS - 1)] & (KCM_MAX_MEMBERS - 1);
+		u = cr->given[s].bytes - cr->consumed[s].bytes;
+		if ((__s64)u < 0)
+			u = 0; /* a correction in flight */
+		if (u < v->scan_least) {
+			v->scan_least = u;
+			v->scan_low = i;
+		}
+		if (u && u + bytes > cfg_window)
+			continue;
+		c = st->credit[s];
+		if (v->scan_best == KCM_MAX_MEMBERS || c > v->scan_credit) {
+			v->scan_credit = c;
+			v->scan_best = i;
+		}
+	}
+	*full = v->scan_best >= KCM_MAX_MEMBERS;
+	at = (*full ? v->scan_low : v->scan_best) & (KCM_MAX_MEMBERS - 1);
+	s = st->slots[at] & (KCM_MAX_MEMBERS - 1);
+	/* members passed over for lack of room bank no credit while they wait */
+	c = st->credit[s];
+	for (k = 0; k < KCM_MAX_MEMBERS; k++) {
+		if (k >= nm)
+			break;
+		i = st->slots[k] & (KCM_MAX_MEMBERS - 1);
+		if (st->credit[i] > c)
+			st->credit[i] = c;
+	}
+	st->credit[s] -= units;
+	st->cursor = at;
+	return s;
+}
+
+#define PICK_NONE (-1)	/* no member and no hold queue */
+#define PICK_FULL 0x100	/* or-ed in: no member had room */
+#define PICK_HOLD 0x200	/* or-ed in: the hold queue (no member) */
+
+/*
+ * Choose the group slot for a batch of @bytes costing @units, and count the bytes as
+ * given to it, under the steering lock: once libkcm has taken a member out of the list
+ * (under the same lock) nothing more is counted to it. Global, so that the verifier
+ * checks it once and its callers see only the slot it returns.
+ */
+__noinline int kcm_pick(__u32 bytes, __u32 units)
+{
+	struct kcm_credits *cr;
 	struct kcm_steer *st;
+	__u32 key = 0, nm, slot, hold;
+	bool full = false;
+	int pick, ret;
 
 	st = bpf_map_lookup_elem(&steer, &key);
-	if (!skb || !st)
-		return SK_DROP;
+	cr = bpf_map_lookup_elem(&credits, &key);
+	if (!st || !cr)
+		return PICK_NONE;
 	bpf_spin_lock(&st->lock);
 	nm = st->nmembers;
 	if (nm > KCM_MAX_MEMBERS)
 		nm = KCM_MAX_MEMBERS;
-	cur = st->cursor % KCM_MAX_MEMBERS;
-	if (cur >= nm)
-		cur = 0;
-	if (nm && st->credit[cur] <= 0) {
-		cur = cur + 1 >= nm ? 0 : cur + 1;
-		cur %= KCM_MAX_MEMBERS;
-		st->credit[cur] += st->quantum;
-		if (st->credit[cur] <= 0) /* quantum below one batch: forgive the rest */
-			st->credit[cur] = st->quantum;
+	hold = st->hold;
+	pick = pick_member(st, cr, nm, bytes, units, &full);
+	if (pick >= 0) {
+		slot = pick & (KCM_MAX_MEMBERS - 1);
+		ret = slot | (full ? PICK_FULL : 0);
+	} else if (hold) {
+		slot = (hold - 1) & (KCM_MAX_MEMBERS - 1);
+		ret = slot | PICK_HOLD;
+	} else {
+		slot = 0;
+		ret = PICK_NONE;
 	}
-	st->credit[cur] -= units;
-	st->cursor = cur;
+	if (ret != PICK_NONE)
+		__sync_fetch_and_add(&cr->given[slot].bytes, bytes);
 	bpf_spin_unlock(&st->lock);
+	return ret;
+}
+
+/*
+ * Redirect a batch of @msgs messages (@bytes) to a member with room (kcm_pick). With no
+ * member at all it goes to the hold queue, which libkcm empties into the first KCM
+ * socket that appears. SK_DROP only when neither exists.
+ */
+__noinline int kcm_steer(struct __sk_buff *skb, __u32 msgs, __u32 bytes)
+{
+	__u32 units = cfg_policy == KCM_STEER_BYTES ? bytes : msgs;
+	__u32 key = 0, first, slot, i, nm;
+	struct kcm_member_counters *mc;
+	struct kcm_flow_state *fs;
+	struct kcm_credits *cr;
+	struct kcm_steer *st;
+	int pick;
+
+	st = bpf_map_lookup_elem(&steer, &key);
+	cr = bpf_map_lookup_elem(&credits, &key);
+	fs = bpf_map_lookup_elem(&flow, &key);
+	if (!skb || !st || !cr || !fs)
+		return SK_DROP;
+	pick = kcm_pick(bytes, units);
+	if (pick < 0)
+		return SK_DROP;
+	if (pick & PICK_FULL)
+		__sync_fetch_and_add(&fs->saturated, 1);
+	first = pick & (KCM_MAX_MEMBERS - 1);
+	if (bpf_sk_redirect_map(skb, &group, first, BPF_F_INGRESS) == SK_PASS) {
+		slot = first;
+		goto given;
+	}
 	/* A member closed without kcm_close() leaves a hole: try the others in order. */
+	__sync_fetch_and_add(&cr->given[first].bytes, -(__u64)bytes);
+	if (pick & PICK_HOLD)
+		return SK_DROP;
+	nm = st->nmembers;
 	for (i = 0; i < KCM_MAX_MEMBERS; i++) {
 		if (i >= nm)
 			break;
-		slot = st->slots[(cur + i) % nm % KCM_MAX_MEMBERS];
-		if (bpf_sk_redirect_map(skb, &group, slot, BPF_F_INGRESS) != SK_PASS)
+		slot = st->slots[i] & (KCM_MAX_MEMBERS - 1);
+		if (slot == first || bpf_sk_redirect_map(skb, &group, slot, BPF_F_INGRESS) != SK_PASS)
 			continue;
-		mc = bpf_map_lookup_elem(&member_counters, &slot);
-		if (mc) {
-			mc->msgs += msgs;
-			mc->bytes += bytes;
-		}
-		return SK_PASS;
+		__sync_fetch_and_add(&cr->given[slot].bytes, bytes);
+		goto given;
 	}
 	return SK_DROP;
+given:
+	if (pick & PICK_HOLD)
+		return SK_PASS;
+	mc = bpf_map_lookup_elem(&member_counters, &slot);
+	if (mc) {
+		mc->msgs += msgs;
+		mc->bytes += bytes;
+	}
+	return SK_PASS;
 }
 
 SEC("sk_skb/stream_verdict")
@@ -432,18 +580,39 @@ int kcm_verdict(struct __sk_buff *skb)
 	return ret;
 }
 
-/* Runs on data written into a KCM socket itself: one datagram is one message to move. */
+/*
+ * Runs on data written into a KCM socket itself: one datagram holds whole messages to
+ * move (one with parser programs).
+ */
 SEC("sk_skb/stream_verdict")
 int kcm_requeue(struct __sk_buff *skb)
 {
 	struct kcm_counters *c = cnt();
-	int ret = kcm_steer(skb, 1, skb->len);
+	__u32 msgs = batch_msgs(skb, 0, skb->len);
+	int ret = kcm_steer(skb, msgs, skb->len);
 
 	if (c && ret == SK_PASS)
-		c->requeued_msgs++;
+		c->requeued_msgs += msgs;
 	else if (c)
 		c->rx_drops++;
 	return ret;
+}
+
+/*
+ * Brake: bytes the controller writes on its loopback socket land in the receive queue
+ * of transport flow.brake_slot (bpf_tcp_ingress charges them to it at once), so TCP
+ * advertises a zero window until libkcm reads them back.
+ */
+SEC("sk_msg")
+int kcm_brake(struct sk_msg_md *msg)
+{
+	struct kcm_flow_state *fs;
+	__u32 key = 0;
+
+	fs = bpf_map_lookup_elem(&flow, &key);
+	if (!fs)
+		return SK_DROP;
+	return bpf_msg_redirect_map(msg, &brake_targets, fs->brake_slot, BPF_F_INGRESS);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -32,18 +32,54 @@ struct kcm_member_counters {
 };
 
 /*
- * Steering state: deficit round-robin over the receive-enabled members. The member at
- * @cursor takes batches while its credit is positive; the next one is then given
- * @quantum more. A batch larger than the credit leaves a debt that the member pays
- * back before it receives again, so balance counts messages (or bytes), not redirects.
+ * Steering state: deficit round-robin over the receive-enabled members that have room
+ * (struct kcm_credits). Each batch goes to the ready member that has been served least
+ * (highest credit), ties broken in turn after @cursor, and costs it its messages (or
+ * bytes): balance counts messages, not redirects, whatever the batch sizes. A member
+ * without room does not bank credit while it waits.
  */
 struct kcm_steer {
 	struct bpf_spin_lock lock;
 	__u32 nmembers;			/* valid entries in slots[] and credit[] */
-	__u32 cursor;			/* index of the member receiving now */
-	__u32 quantum;			/* credit added per turn: messages or bytes */
+	__u32 cursor;			/* index in slots[] of the member served last */
+	__u32 hold;			/* group slot + 1 of the hold queue, 0: none */
 	__u32 slots[KCM_MAX_MEMBERS];	/* group map slot of each member */
-	__s64 credit[KCM_MAX_MEMBERS];
+	__s64 credit[KCM_MAX_MEMBERS];	/* by group slot: minus the units served */
+	/* the verdict's scratch while it scans (kept in the map so that the verifier does
+	 * not track one state per candidate) */
+	__s64 scan_credit;
+	__u64 scan_least;
+	__u32 scan_best;
+	__u32 scan_low;
+};
+
+/*
+ * Receive flow control: bytes given to each group slot by the verdicts, and bytes its
+ * readers consumed (array, key 0, mmapable; one cache line per counter). given -
+ * consumed is what a KCM socket holds unread, wherever the kernel keeps it (its
+ * receive queue or its psock backlog). Both only grow; libkcm zeroes a slot's pair
+ * before the slot is given out again.
+ */
+struct kcm_credit_line {
+	__u64 bytes;
+	__u64 pad[7];
+};
+
+struct kcm_credits {
+	struct kcm_credit_line given[KCM_MAX_MEMBERS];		/* BPF atomic adds */
+	struct kcm_credit_line consumed[KCM_MAX_MEMBERS];	/* libkcm atomic adds */
+};
+
+/* Flow-control state of a mux (array, key 0, mmapable), shared by BPF and libkcm. */
+struct kcm_flow_state {
+	__u64 saturated;	/* batches steered when no member had room (BPF) */
+	__u64 brakes;		/* transport windows closed (controller) */
+	__u64 releases;		/* and opened again */
+	__u32 braked;		/* transports braked now */
+	__u32 controller;	/* pid of the process running the controller, 0: none */
+	__u32 brake_slot;	/* transport slot the brake program sends ballast to */
+	__u32 pad;
+	__u64 ballast[KCM_MAX_TRANSPORTS]; /* ballast bytes charged to each transport */
 };
 
 /*
@@ -165,9 +201,11 @@ struct kcm_config {
 	__u32 version;		/* KCM_CONFIG_VERSION */
 	__u32 owner_pid;	/* program whose exit should remove the pins; 0 = persistent */
 	__u32 parsers;		/* 1: parser programs, one message per redirect (see below) */
+	__u32 window;		/* flow control: unread bytes a member may hold */
+	__u32 pad;
 };
 
-#define KCM_CONFIG_VERSION 3
+#define KCM_CONFIG_VERSION 4
 
 /* Who attached a transport (array indexed by transport slot). */
 struct kcm_transport_info {
@@ -187,6 +225,8 @@ struct kcm_member_info {
 	__u64 cookie;		/* SO_COOKIE; 0 = free slot */
 	__u32 pid;		/* process that made it */
 	__u32 enabled;		/* 0 after kcm_recv_disable() */
+	__s32 fd;		/* its fd in @pid (for pidfd_getfd: status reads its memory) */
+	__u32 hold;		/* 1: the mux's hold queue, not a KCM socket of a worker */
 };
 
 /*

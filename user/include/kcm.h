@@ -52,12 +52,16 @@ struct kcm_mux_opts {
 	size_t sz;			/* sizeof(struct kcm_mux_opts): fields added later stay 0 */
 	struct kcm_framing framing;
 	uint32_t max_msg_size;		/* largest message; 0 = 64 KiB */
-	uint32_t batch;			/* messages per redirect, 1..1024; 0 = 1 (strict) */
+	/* Messages per redirect: 0 = adaptive (every complete message available, up to 1024
+	 * and the transport's receive buffer; one when traffic is light), 1 = strictly one. */
+	uint32_t batch;
 	enum kcm_policy policy;
 	/*
-	 * SO_RCVBUF given to each attached transport so that a message of max_msg_size
-	 * can be assembled (strparser posts EMSGSIZE above the receive buffer).
-	 * 0 = raise it to 2 * max_msg_size when smaller; -1 = leave it alone.
+	 * SO_RCVBUF given to each attached transport: a message of max_msg_size must fit
+	 * (strparser posts EMSGSIZE above the receive buffer), and it is what a transport
+	 * can still take in once flow control closes its window (docs/memory.md).
+	 * 0 = max(max_msg_size, 256 KiB), which the kernel doubles; -1 = leave it alone
+	 * (autotuned up to net.ipv4.tcp_rmem's maximum).
 	 */
 	int transport_rcvbuf;
 	/* SO_RCVBUF of each KCM socket; 0 = 32 MiB. See docs/memory.md for the cost. */
@@ -76,6 +80,12 @@ struct kcm_mux_opts {
 	 * must be up in the network namespace.
 	 */
 	const char *parser;
+	/*
+	 * Receive flow control (docs/flow-control.md): unread bytes one KCM socket may hold
+	 * before the mux steers past it to the others; 0 = 2 MiB. While every KCM socket is
+	 * over it, or none exists, the transports' TCP windows are closed until one reads.
+	 */
+	uint32_t rx_window;
 };
 
 struct kcm_mux;
@@ -208,6 +218,25 @@ struct kcm_requeue_report {
 
 /* Stop (on = true) or restart receiving on a KCM socket. @report may be NULL. */
 int kcm_recv_disable(int kcmfd, bool on, struct kcm_requeue_report *report);
+
+/* Receive flow control of a mux, as its maps say now (docs/flow-control.md). */
+struct kcm_flow {
+	size_t sz;			/* sizeof(struct kcm_flow) */
+	uint32_t window;		/* unread bytes a KCM socket may hold (rx_window) */
+	uint32_t members;		/* receive-enabled KCM sockets */
+	uint64_t unread_bytes;		/* given to KCM sockets and the hold queue, not yet read */
+	uint64_t held_bytes;		/* of those, in the hold queue (no KCM socket could take
+					 * them); moved on as soon as one can */
+	uint32_t transports;		/* attached transports */
+	uint32_t braked;		/* transports whose TCP receive window is closed now */
+	uint64_t brakes;		/* times a transport's window was closed */
+	uint64_t releases;		/* times one was opened again */
+	uint64_t saturated;		/* messages steered when no KCM socket had room */
+	pid_t controller;		/* process running the mux's flow controller; 0: none */
+};
+int kcm_mux_flow(struct kcm_mux *mux, struct kcm_flow *out);
+/* Bytes given to KCM socket @kcmfd and not yet read (the mux's own accounting). */
+int64_t kcm_unread(int kcmfd);
 
 /* One whole message per call. A short buffer gets the first bytes and MSG_TRUNC in
  * msg_flags; the rest of that message is dropped. MSG_TRUNC in @flags makes the call

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "kcm.h"
 #include "kcm_shared.h"
@@ -37,6 +38,9 @@ struct kcm_mux {
 	struct kcm_transport_stats *tstats;	/* mmapped stats maps (stats.c) */
 	struct kcm_member_stats *mstats;
 	struct kcm_mux_stats *xstats;
+	struct kcm_credits *credits;	/* mmapped flow-control maps (credits.c) */
+	struct kcm_flow_state *flow;
+	struct kcm_flowctl *ctl;	/* this process's flow controller (flowctl.c) */
 	struct kcm_framing framing;
 	char name[KCM_NAME_MAX];	/* pin name, "" when private */
 	int lock_fd;			/* bpffs folder for flock(), -1 when private */
@@ -88,8 +92,40 @@ ssize_t kcm_next_len(struct kcm_sock *ks);
 
 /* members.c */
 int kcm_steer_sync(struct kcm_mux *mux);
+int kcm_member_add(struct kcm_mux *mux, bool hold, struct kcm_sock **out);
 void kcm_sock_free(struct kcm_sock *ks);	/* closes ks->fd */
 void kcm_sock_forget(struct kcm_sock *ks);	/* the fd is no longer ours */
+
+/* SO_RCVBUF a transport gets by default (the kernel doubles it), see docs/memory.md */
+#define KCM_TRANSPORT_RCVBUF (256 * 1024)
+
+/* requeue.c: how long kcm_recv_disable() and kcm_close() may wait for messages in flight */
+#define KCM_REQUEUE_MS 1000
+#define KCM_REQUEUE_BATCH (256 * 1024) /* bytes of whole messages moved per datagram */
+int kcm_requeue_all(struct kcm_sock *ks, uint64_t deadline, bool hold_ok,
+		    struct kcm_requeue_report *rep);
+void kcm_requeue_close(struct kcm_sock *ks, struct kcm_requeue_report *rep);
+
+/* flowctl.c: the mux's flow controller (hold queue and brake), one per mux */
+void kcm_flowctl_start(struct kcm_mux *mux);
+void kcm_flowctl_stop(struct kcm_mux *mux);
+int kcm_flowctl_attach(struct kcm_mux *mux, uint32_t slot, int fd);
+void kcm_flowctl_detach(struct kcm_mux *mux, uint32_t slot, int fd);
+
+static inline uint64_t kcm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+/* credits.c: bytes given to and consumed from each group slot */
+int kcm_credits_map(struct kcm_mux *mux);
+void kcm_credits_unmap(struct kcm_mux *mux);
+void kcm_credits_consume(struct kcm_mux *mux, uint32_t slot, uint64_t bytes);
+uint64_t kcm_credits_unread(const struct kcm_mux *mux, uint32_t slot);
+void kcm_credits_reset(struct kcm_mux *mux, uint32_t slot);
 
 /* transport_opts.c: 0 or -errno (kcm_last_error() says which option) */
 int kcm_transport_apply(int fd, const struct kcm_transport_opts *o);

@@ -13,31 +13,61 @@
 
 #include "internal.h"
 
+/* Index of group slot @slot in @st's list, -1 when it is not there. */
+static int steer_index(const struct kcm_steer *st, __u32 slot)
+{
+	for (__u32 i = 0; i < st->nmembers && i < KCM_MAX_MEMBERS; i++)
+		if (st->slots[i] == slot)
+			return i;
+	return -1;
+}
+
 /*
  * Rebuild the steering list from the kernel's view: a slot steers when the group map
- * holds a socket there and the info map says it is that socket and enabled.
- * Caller holds the mux lock.
+ * holds a socket there and the info map says it is that socket and enabled. Members
+ * that stay keep their credit and the turn stays where it was, so opening, attaching
+ * or unattaching never moves the round-robin; a new member starts level with the
+ * least-served one, so it takes turns at once without a burst. Caller holds the mux lock.
  */
 int kcm_steer_sync(struct kcm_mux *mux)
 {
-	struct kcm_steer steer = { 0 };
+	struct kcm_steer old = { 0 }, steer = { 0 };
 	struct kcm_member_info info;
+	__s64 level = 0;
 	__u64 cookie;
 	__u32 key = 0;
+	int at;
 
-	if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_STEER], &key, &steer))
+	if (bpf_map_lookup_elem_flags(mux->map_fd[KCM_MAP_STEER], &key, &old, BPF_F_LOCK))
 		return -errno;
-	steer.nmembers = 0;
-	steer.cursor = 0;
-	memset(steer.credit, 0, sizeof(steer.credit));
+	for (__u32 i = 0; i < old.nmembers && i < KCM_MAX_MEMBERS; i++) {
+		__s64 c = old.credit[old.slots[i] % KCM_MAX_MEMBERS];
+
+		if (i == 0 || c > level)
+			level = c;
+	}
 	for (__u32 slot = 0; slot < KCM_MAX_MEMBERS; slot++) {
 		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_GROUP], &slot, &cookie))
 			continue;
 		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &slot, &info) ||
-		    info.cookie != cookie || !info.enabled)
+		    info.cookie != cookie)
 			continue;
+		if (info.hold) {
+			steer.hold = slot + 1;
+			continue;
+		}
+		if (!info.enabled)
+			continue;
+		steer.credit[slot] = steer_index(&old, slot) >= 0 ? old.credit[slot] : level;
 		steer.slots[steer.nmembers++] = slot;
 	}
+	/* the turn stays with the member served last, or the one that took its place */
+	at = old.cursor < old.nmembers ? steer_index(&steer, old.slots[old.cursor]) : -1;
+	if (at < 0)
+		for (__u32 i = 0; i < steer.nmembers; i++)
+			if (old.cursor < old.nmembers && steer.slots[i] < old.slots[old.cursor])
+				at = i;
+	steer.cursor = at >= 0 ? (__u32)at : steer.nmembers ? steer.nmembers - 1 : 0;
 	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_STEER], &key, &steer, BPF_F_LOCK))
 		return -errno;
 	return 0;
@@ -90,9 +120,11 @@ static int member_socket(const struct kcm_config *cfg)
 		goto fail;
 sized:
 	err = kcm_set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, cfg->member_rcvbuf);
-	/* Room to write back the largest message when receive is disabled. */
+	/* Room to write back the largest message, or a batch of small ones, on requeue. */
 	if (!err)
-		err = kcm_set_buf(fd, SO_SNDBUF, SO_SNDBUFFORCE, (int)cfg->max_msg + 4096);
+		err = kcm_set_buf(fd, SO_SNDBUF, SO_SNDBUFFORCE,
+				  (int)cfg->max_msg + 4096 > KCM_REQUEUE_BATCH * 2 ?
+				  (int)cfg->max_msg + 4096 : KCM_REQUEUE_BATCH * 2);
 	if (err) {
 		close(fd);
 		return err;
@@ -118,9 +150,10 @@ void kcm_sock_free(struct kcm_sock *ks)
 	kcm_sock_forget(ks);
 }
 
-static int member_add(struct kcm_mux *mux)
+/* A new member of the group (@hold: the mux's hold queue, see flowctl.c). */
+int kcm_member_add(struct kcm_mux *mux, bool hold, struct kcm_sock **out)
 {
-	struct kcm_member_info info = { .pid = getpid(), .enabled = 1 };
+	struct kcm_member_info info = { .pid = getpid(), .enabled = !hold, .hold = hold };
 	struct kcm_sock *ks;
 	__u64 fdval, cookie;
 	__u32 slot;
@@ -151,6 +184,8 @@ static int member_add(struct kcm_mux *mux)
 	}
 	ks->slot = slot;
 	info.cookie = ks->cookie;
+	info.fd = fd;
+	kcm_credits_reset(mux, slot);
 	fdval = fd;
 	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_GROUP], &slot, &fdval, BPF_NOEXIST) ||
 	    bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &slot, &info, BPF_ANY)) {
@@ -169,14 +204,16 @@ static int member_add(struct kcm_mux *mux)
 	}
 	kcm_stats_member_start(mux, slot, ks->cookie);
 	err = kcm_steer_sync(mux);
-	if (!err)
+	if (!err && !hold)
 		err = kcm_registry_add(ks);
 	if (err)
 		bpf_map_delete_elem(mux->map_fd[KCM_MAP_GROUP], &slot);
 unlock:
 	kcm_mux_unlock(mux);
-	if (!err)
+	if (!err) {
+		*out = ks;
 		return fd;
+	}
 free:
 	kcm_sock_free(ks);
 	return err;
@@ -184,17 +221,19 @@ free:
 
 int kcm_socket(struct kcm_mux *mux)
 {
+	struct kcm_sock *ks;
 	int fd;
 
 	if (!mux) {
 		errno = EINVAL;
 		return -1;
 	}
-	fd = member_add(mux);
+	fd = kcm_member_add(mux, false, &ks);
 	if (fd < 0) {
 		errno = -fd;
 		return -1;
 	}
+	kcm_flowctl_start(mux);
 	return fd;
 }
 
@@ -221,6 +260,7 @@ struct kcm_mux *kcm_mux_of(int kcmfd)
 int kcm_close(int kcmfd)
 {
 	struct kcm_sock *ks = kcm_registry_get_checked(kcmfd);
+	struct kcm_requeue_report rep = { 0 };
 	struct kcm_member_info none = { 0 };
 	struct kcm_mux *mux;
 
@@ -231,6 +271,7 @@ int kcm_close(int kcmfd)
 		return -1;
 	}
 	mux = ks->mux;
+	kcm_requeue_close(ks, &rep);
 	if (!kcm_mux_lock(mux)) {
 		bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &ks->slot, &none, BPF_ANY);
 		kcm_sock_free(ks); /* the kernel takes it out of the group map */

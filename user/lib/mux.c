@@ -19,6 +19,7 @@
 #define MAX_MAX_MSG (256u * 1024 * 1024)
 /* 4 MiB held about 60 queued messages and delivery fell to ~30 k msgs/s (docs/memory.md). */
 #define DEFAULT_MEMBER_RCVBUF (32 << 20)
+#define DEFAULT_WINDOW (2u << 20)
 
 static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 {
@@ -45,11 +46,12 @@ static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 		.len_adjust = f->len_adjust,
 		.policy = o->policy,
 		.max_msg = o->max_msg_size ? o->max_msg_size : DEFAULT_MAX_MSG,
-		.batch = o->batch ? o->batch : 1,
+		.batch = o->parser ? 1 : o->batch ? o->batch : KCM_MAX_BATCH,
 		.transport_rcvbuf = o->transport_rcvbuf,
 		.member_rcvbuf = o->member_rcvbuf ? o->member_rcvbuf : DEFAULT_MEMBER_RCVBUF,
 		.version = KCM_CONFIG_VERSION,
 		.parsers = o->parser != NULL,
+		.window = o->rx_window ? o->rx_window : DEFAULT_WINDOW,
 	};
 	if (cfg->max_msg < f->len_offset + f->len_size)
 		return -EINVAL;
@@ -162,9 +164,9 @@ static int mux_wire(struct kcm_mux *mux, int parser_fd)
 		{ KCM_PROG_PARSER, KCM_MAP_TRANSPORTS, BPF_SK_SKB_STREAM_PARSER },
 		{ KCM_PROG_VERDICT, KCM_MAP_TRANSPORTS, BPF_SK_SKB_STREAM_VERDICT },
 		{ KCM_PROG_REQUEUE, KCM_MAP_GROUP, BPF_SK_SKB_STREAM_VERDICT },
+		{ KCM_PROG_BRAKE, KCM_MAP_BRAKE_SOURCE, BPF_SK_MSG_VERDICT },
 	};
-	struct kcm_steer steer = { .quantum = mux->cfg.policy == KCM_STEER_BYTES ?
-		(mux->cfg.max_msg > 65536 ? mux->cfg.max_msg : 65536) : mux->cfg.batch };
+	struct kcm_steer steer = { 0 };
 	__u32 key = 0;
 
 	/* Programs first: a socket takes its map's programs when it is inserted. */
@@ -255,6 +257,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	skel->rodata->cfg_max_msg = cfg.max_msg;
 	skel->rodata->cfg_batch = cfg.batch;
 	skel->rodata->cfg_policy = cfg.policy;
+	skel->rodata->cfg_window = cfg.window;
 	err = kcm_bpf__load(skel);
 	if (err) {
 		err = err < 0 ? err : -errno;
@@ -290,11 +293,18 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	mux->map_fd[KCM_MAP_MUX_STATS] = bpf_map__fd(skel->maps.mux_stats);
 	mux->map_fd[KCM_MAP_HEALTH_CFG] = bpf_map__fd(skel->maps.health_cfg);
 	mux->map_fd[KCM_MAP_EVENTS] = bpf_map__fd(skel->maps.events);
+	mux->map_fd[KCM_MAP_CREDITS] = bpf_map__fd(skel->maps.credits);
+	mux->map_fd[KCM_MAP_FLOW] = bpf_map__fd(skel->maps.flow);
+	mux->map_fd[KCM_MAP_BRAKE_TARGETS] = bpf_map__fd(skel->maps.brake_targets);
+	mux->map_fd[KCM_MAP_BRAKE_SOURCE] = bpf_map__fd(skel->maps.brake_source);
 	mux->prog_fd[KCM_PROG_PARSER] = bpf_program__fd(skel->progs.kcm_parser);
 	mux->prog_fd[KCM_PROG_VERDICT] = bpf_program__fd(skel->progs.kcm_verdict);
 	mux->prog_fd[KCM_PROG_REQUEUE] = bpf_program__fd(skel->progs.kcm_requeue);
+	mux->prog_fd[KCM_PROG_BRAKE] = bpf_program__fd(skel->progs.kcm_brake);
 	config_map_mmap(mux);
 	err = kcm_stats_map(mux);
+	if (!err)
+		err = kcm_credits_map(mux);
 	if (!err && opts->parser) {
 		parser_fd = kcm_parser_load(mux, opts->parser, &pinfo);
 		err = parser_fd < 0 ? parser_fd : kcm_parser_record(mux, 0, &pinfo);
@@ -314,6 +324,8 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 		mux = NULL;
 		goto fail;
 	}
+	if (!opts->persistent)
+		kcm_flowctl_start(mux); /* its process holds what arrives before a KCM socket */
 	return mux;
 fail:
 	errno = -err;
@@ -363,6 +375,8 @@ struct kcm_mux *kcm_mux_open(const char *name)
 	framing_from_cfg(mux);
 	config_map_mmap(mux);
 	err = kcm_stats_map(mux);
+	if (!err)
+		err = kcm_credits_map(mux);
 	if (err) {
 		mux->name[0] = '\0';
 		kcm_mux_close(mux);
@@ -391,6 +405,7 @@ void kcm_mux_close(struct kcm_mux *mux)
 
 	if (!mux)
 		return;
+	kcm_flowctl_stop(mux);
 	kcm_registry_drop_mux(mux, close_member);
 	if (mux->map_fd[KCM_MAP_STEER] >= 0 && !kcm_mux_lock(mux)) {
 		kcm_steer_sync(mux);
@@ -403,6 +418,7 @@ void kcm_mux_close(struct kcm_mux *mux)
 	if (mux->cfg_map)
 		munmap((void *)mux->cfg_map, sysconf(_SC_PAGESIZE));
 	kcm_stats_unmap(mux);
+	kcm_credits_unmap(mux);
 	if (mux->skel) {
 		kcm_bpf__destroy(mux->skel);
 	} else {

@@ -29,12 +29,17 @@ const char *const kcm_map_names[KCM_MAP_COUNT] = {
 	[KCM_MAP_MUX_STATS] = "mux_stats",
 	[KCM_MAP_HEALTH_CFG] = "health_cfg",
 	[KCM_MAP_EVENTS] = "events",
+	[KCM_MAP_CREDITS] = "credits",
+	[KCM_MAP_FLOW] = "flow",
+	[KCM_MAP_BRAKE_TARGETS] = "brake_targets",
+	[KCM_MAP_BRAKE_SOURCE] = "brake_source",
 };
 
 const char *const kcm_prog_names[KCM_PROG_COUNT] = {
 	[KCM_PROG_PARSER] = "prog_parser",
 	[KCM_PROG_VERDICT] = "prog_verdict",
 	[KCM_PROG_REQUEUE] = "prog_requeue",
+	[KCM_PROG_BRAKE] = "prog_brake",
 };
 
 int kcm_name_check(const char *name)

@@ -118,20 +118,19 @@ static void slot_release(struct kcm_mux *mux, __u32 slot)
 		kcm_stats_transport_end(mux, slot, info.cookie, -1);
 }
 
-/* strparser fails messages longer than the receive buffer: make room for the largest. */
+/*
+ * strparser fails messages longer than the receive buffer: make room for the largest.
+ * By default the buffer is also fixed (no autotuning), because it is what a transport
+ * can still take in while the flow controller closes its window (docs/memory.md).
+ */
 static void size_rcvbuf(const struct kcm_config *cfg, int fd)
 {
-	int have = 0, want = cfg->transport_rcvbuf;
-	socklen_t len = sizeof(have);
+	int want = cfg->transport_rcvbuf;
 
 	if (want < 0)
 		return;
-	if (want == 0) {
-		if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &have, &len) ||
-		    have >= (int64_t)cfg->max_msg * 2)
-			return;
-		want = cfg->max_msg;
-	}
+	if (want == 0)
+		want = cfg->max_msg > KCM_TRANSPORT_RCVBUF ? (int)cfg->max_msg : KCM_TRANSPORT_RCVBUF;
 	kcm_set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, want);
 }
 
@@ -233,6 +232,7 @@ static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid
 		memset(&mux->tstats[slot], 0, sizeof(mux->tstats[slot]));
 		return err;
 	}
+	kcm_flowctl_attach(mux, slot, fd);
 	kick_parser(fd);
 	err = kcm_config_bump(mux);
 	return err ? err : (int)slot;
@@ -289,6 +289,8 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 	if (!err && keep)
 		mux->tx_generation = mux->cfg.generation;
 	kcm_mux_unlock(mux);
+	if (!err && keep)
+		kcm_flowctl_start(mux);
 	if (!err)
 		return 0;
 fail:
@@ -387,6 +389,7 @@ static int unattach_cookie(struct kcm_mux *mux, uint64_t cookie, int fd)
 		__u32 key = slot;
 
 		bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &key, &info);
+		kcm_flowctl_detach(mux, slot, fd >= 0 ? fd : tx_fd_of(mux, cookie));
 		if (bpf_map_delete_elem(kcm_transport_map(mux, info.parser), &key))
 			err = -errno;
 		bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &key, &none, BPF_ANY);

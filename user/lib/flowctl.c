@@ -1,0 +1,446 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The flow controller of a mux (docs/flow-control.md): one thread, in one process of the
+ * mux at a time, that
+ *  - owns the hold queue, a group member the verdict fills while no KCM socket exists,
+ *    and moves what it holds to the first KCM socket that appears;
+ *  - keeps open only as many transport windows as the KCM sockets have room for. It
+ *    brakes a transport by writing "ballast" on a loopback socket whose sk_msg program
+ *    redirects it into the transport's receive queue (bpf_tcp_ingress charges it to the
+ *    transport at once, so TCP advertises a zero window), and releases it by reading the
+ *    ballast back (the window update goes out at once).
+ * Sockmap cannot pause a strparser; charging the transport is the one stock way to close
+ * its window (FLOW-CONTROL.md in the project's notes measured the alternatives).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "internal.h"
+
+#define TICK_BUSY_NS 200000ull	/* while braking or short of room */
+#define TICK_IDLE_NS 1000000ull
+#define FOLLOW_NS 100000000ull	/* a process not in charge checks the lock this often */
+#define HOLD_DRAIN_NS 2000000ull /* moving held messages, per tick */
+#define BALLAST_CHUNK (256 * 1024)
+
+struct kcm_flowctl {
+	pthread_t thread;
+	atomic_bool stop;
+	bool leader;		/* this process runs the controller of the mux */
+	int lock_fd;		/* the mux's pin folder, flock()ed by the leader; -1 private */
+	struct kcm_sock *hold;
+	int brake_fd;		/* loopback socket in brake_source; -1 without a brake */
+	int brake_peer;
+	unsigned int next;	/* where the search for a transport to brake starts */
+	uint64_t braked_at[KCM_MAX_TRANSPORTS];
+	int rcvbuf[KCM_MAX_TRANSPORTS];
+	char *sink;		/* ballast read back */
+};
+
+/* A loopback TCP pair; the sending side goes into brake_source, whose program steers. */
+static int brake_open(struct kcm_mux *mux, struct kcm_flowctl *ctl)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int lfd, fd = -1, peer = -1, err;
+	__u64 val;
+	__u32 key = 0;
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0)
+		return -errno;
+	if (bind(lfd, (struct sockaddr *)&a, alen) || listen(lfd, 1) ||
+	    getsockname(lfd, (struct sockaddr *)&a, &alen))
+		goto fail;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, alen))
+		goto fail;
+	peer = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (peer < 0)
+		goto fail;
+	kcm_set_buf(fd, SO_SNDBUF, SO_SNDBUFFORCE, 8 << 20);
+	val = fd;
+	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_BRAKE_SOURCE], &key, &val, BPF_ANY))
+		goto fail;
+	close(lfd);
+	ctl->brake_fd = fd;
+	ctl->brake_peer = peer;
+	return 0;
+fail:
+	err = -errno;
+	close(lfd);
+	if (fd >= 0)
+		close(fd);
+	if (peer >= 0)
+		close(peer);
+	return err;
+}
+
+/* @t's receive buffer as last read (@fresh: read it now; autotuning may grow it). */
+static int rcvbuf_of(struct kcm_flowctl *ctl, struct kcm_transport *t, bool fresh)
+{
+	socklen_t len = sizeof(int);
+	int v = 0;
+
+	if ((fresh || !ctl->rcvbuf[t->slot]) &&
+	    !getsockopt(t->fd, SOL_SOCKET, SO_RCVBUF, &v, &len))
+		ctl->rcvbuf[t->slot] = v;
+	return ctl->rcvbuf[t->slot];
+}
+
+/* Close @t's window: ballast up to the size of its receive buffer. */
+static void brake(struct kcm_mux *mux, struct kcm_flowctl *ctl, struct kcm_transport *t)
+{
+	uint64_t have = __atomic_load_n(&mux->flow->ballast[t->slot], __ATOMIC_ACQUIRE);
+	size_t want = rcvbuf_of(ctl, t, true), done = 0;
+	ssize_t n;
+
+	if (have >= want)
+		return;
+	want -= have;
+
+	__atomic_store_n(&mux->flow->brake_slot, t->slot, __ATOMIC_RELEASE);
+	while (done < want) {
+		size_t chunk = want - done < BALLAST_CHUNK ? want - done : BALLAST_CHUNK;
+
+		n = send(ctl->brake_fd, ctl->sink, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		done += n;
+	}
+	if (!done)
+		return;
+	__atomic_fetch_add(&mux->flow->ballast[t->slot], done, __ATOMIC_RELEASE);
+	if (have)
+		return; /* topped up */
+	__atomic_fetch_add(&mux->flow->brakes, 1, __ATOMIC_RELAXED);
+	ctl->braked_at[t->slot] = kcm_now_ns();
+}
+
+/*
+ * Read @t's ballast back. The kernel refuses (EAGAIN) while strparser input is still
+ * queued on the transport, and its retry queues the strparser work: so never wait here,
+ * try again next tick. Returns true when the window is open again.
+ */
+static bool release(struct kcm_mux *mux, struct kcm_transport *t, char *sink)
+{
+	uint64_t left = __atomic_load_n(&mux->flow->ballast[t->slot], __ATOMIC_ACQUIRE);
+	ssize_t n;
+
+	while (left) {
+		n = recv(t->fd, sink, left < BALLAST_CHUNK ? left : BALLAST_CHUNK, MSG_DONTWAIT);
+		if (n <= 0)
+			break;
+		left -= n;
+		__atomic_fetch_sub(&mux->flow->ballast[t->slot], n, __ATOMIC_RELEASE);
+	}
+	if (left)
+		return false;
+	__atomic_fetch_add(&mux->flow->releases, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+/* Bytes the receive-enabled members can still take under the window; @full: when empty. */
+static uint64_t room_of(struct kcm_mux *mux, const struct kcm_steer *st, uint64_t *full)
+{
+	uint64_t room = 0, w = mux->cfg.window, u;
+
+	*full = 0;
+	for (__u32 i = 0; i < st->nmembers && i < KCM_MAX_MEMBERS; i++) {
+		u = kcm_credits_unread(mux, st->slots[i]);
+		room += u < w ? w - u : 0;
+		*full += w;
+	}
+	if (!st->nmembers && st->hold) {
+		u = kcm_credits_unread(mux, st->hold - 1);
+		room = u < w ? w - u : 0;
+		*full = w;
+	}
+	return room;
+}
+
+/*
+ * One look at the mux: move held messages on, then brake the transports the room cannot
+ * absorb and release braked ones, longest braked first, once there is room for them
+ * with margin. Each open transport needs room for half its receive buffer: what it has
+ * queued when the ballast lands still reaches the verdict, and segments in flight
+ * beyond the buffer are dropped by TCP and sent again later.
+ * Receive buffers larger than the room must not stop the mux for good: the last open
+ * transport is braked only when the room is below a quarter of its size when empty,
+ * and with every transport braked one is released once half the room is back.
+ * Returns true when it should look again soon.
+ */
+static bool tick(struct kcm_mux *mux, struct kcm_flowctl *ctl)
+{
+	struct kcm_transport *open[KCM_MAX_TRANSPORTS];
+	struct kcm_steer st = { 0 };
+	uint64_t room, full, open_b = 0;
+	unsigned int nopen = 0, nbraked = 0, n;
+	__u32 key = 0;
+
+	if (bpf_map_lookup_elem_flags(mux->map_fd[KCM_MAP_STEER], &key, &st, BPF_F_LOCK))
+		return false;
+	if (st.nmembers && ctl->hold && kcm_credits_unread(mux, ctl->hold->slot)) {
+		pthread_mutex_lock(&ctl->hold->rlock);
+		kcm_requeue_all(ctl->hold, kcm_now_ns() + HOLD_DRAIN_NS, false, NULL);
+		pthread_mutex_unlock(&ctl->hold->rlock);
+	}
+	room = room_of(mux, &st, &full);
+	if (ctl->brake_fd < 0)
+		return false;
+	kcm_tx_refresh(mux);
+	pthread_rwlock_rdlock(&mux->tx_lock);
+	n = mux->ntx;
+	for (unsigned int i = 0; i < n; i++) {
+		struct kcm_transport *t = mux->tx[(ctl->next + i) % n];
+
+		if (__atomic_load_n(&mux->flow->ballast[t->slot], __ATOMIC_ACQUIRE)) {
+			brake(mux, ctl, t); /* tops up a buffer that grew */
+			nbraked++;
+			continue;
+		}
+		open[nopen++] = t;
+		open_b += rcvbuf_of(ctl, t, false) / 2;
+	}
+	/* brake, starting after the one braked last time */
+	for (unsigned int i = 0; i < nopen && room < open_b; i++) {
+		if (i == nopen - 1 && room * 4 >= full)
+			break;
+		brake(mux, ctl, open[i]);
+		open_b -= rcvbuf_of(ctl, open[i], false) / 2;
+		ctl->next = (ctl->next + i + 1) % n;
+		nbraked++;
+	}
+	/* release the longest-braked while the room covers every open window 1.5 times */
+	while (nbraked) {
+		struct kcm_transport *oldest = NULL;
+
+		for (unsigned int i = 0; i < n; i++) {
+			struct kcm_transport *t = mux->tx[i];
+
+			if (__atomic_load_n(&mux->flow->ballast[t->slot], __ATOMIC_ACQUIRE) &&
+			    (!oldest || ctl->braked_at[t->slot] < ctl->braked_at[oldest->slot]))
+				oldest = t;
+		}
+		if (!oldest)
+			break;
+		if (room * 2 < (open_b + rcvbuf_of(ctl, oldest, false) / 2) * 3 &&
+		    (open_b || room * 2 < full))
+			break;
+		if (!release(mux, oldest, ctl->sink)) {
+			ctl->braked_at[oldest->slot] = kcm_now_ns(); /* retry after the others */
+			break;
+		}
+		open_b += rcvbuf_of(ctl, oldest, false) / 2;
+		nbraked--;
+	}
+	pthread_rwlock_unlock(&mux->tx_lock);
+	__atomic_store_n(&mux->flow->braked, nbraked, __ATOMIC_RELAXED);
+	return nbraked || room < open_b * 2;
+}
+
+static void hold_close(struct kcm_mux *mux, struct kcm_flowctl *ctl)
+{
+	struct kcm_member_info none = { 0 };
+
+	if (!ctl->hold)
+		return;
+	if (!kcm_mux_lock(mux)) {
+		bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &ctl->hold->slot, &none,
+				    BPF_ANY);
+		kcm_sock_free(ctl->hold);
+		kcm_steer_sync(mux);
+		kcm_mux_unlock(mux);
+	} else {
+		kcm_sock_free(ctl->hold);
+	}
+	ctl->hold = NULL;
+}
+
+/* Taking over: the hold queue, the brake, and the ballast a dead leader left. */
+static void lead(struct kcm_mux *mux, struct kcm_flowctl *ctl)
+{
+	struct sched_param sp = { .sched_priority = 10 };
+
+	ctl->leader = true;
+	/* a late reaction lets a window's worth more through: run promptly (best effort) */
+	pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+	kcm_member_add(mux, true, &ctl->hold);
+	if (brake_open(mux, ctl))
+		ctl->brake_fd = -1;
+	__atomic_store_n(&mux->flow->controller, getpid(), __ATOMIC_RELEASE);
+}
+
+/* Stepping down: open every window again, move held messages on, give the lock back. */
+static void resign(struct kcm_mux *mux, struct kcm_flowctl *ctl)
+{
+	uint64_t end = kcm_now_ns() + KCM_REQUEUE_MS * 1000000ull;
+	bool left;
+
+	do {
+		left = false;
+		kcm_tx_refresh(mux);
+		pthread_rwlock_rdlock(&mux->tx_lock);
+		for (unsigned int i = 0; i < mux->ntx; i++)
+			left |= !release(mux, mux->tx[i], ctl->sink);
+		pthread_rwlock_unlock(&mux->tx_lock);
+	} while (left && kcm_now_ns() < end && !usleep(1000));
+	if (ctl->hold) {
+		pthread_mutex_lock(&ctl->hold->rlock);
+		kcm_requeue_all(ctl->hold, end, false, NULL);
+		pthread_mutex_unlock(&ctl->hold->rlock);
+	}
+	hold_close(mux, ctl);
+	if (ctl->brake_fd >= 0) {
+		close(ctl->brake_fd);
+		close(ctl->brake_peer);
+	}
+	__atomic_store_n(&mux->flow->braked, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&mux->flow->controller, 0, __ATOMIC_RELEASE);
+	ctl->leader = false;
+}
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / 1000000000ull, .tv_nsec = ns % 1000000000ull };
+
+	nanosleep(&ts, NULL);
+}
+
+static void *run(void *arg)
+{
+	struct kcm_mux *mux = arg;
+	struct kcm_flowctl *ctl = mux->ctl;
+
+	while (!atomic_load(&ctl->stop)) {
+		if (!ctl->leader) {
+			if (ctl->lock_fd >= 0 && flock(ctl->lock_fd, LOCK_EX | LOCK_NB)) {
+				sleep_ns(FOLLOW_NS);
+				continue;
+			}
+			lead(mux, ctl);
+		}
+		sleep_ns(tick(mux, ctl) ? TICK_BUSY_NS : TICK_IDLE_NS);
+	}
+	if (ctl->leader)
+		resign(mux, ctl);
+	return NULL;
+}
+
+/* Start this process's controller thread once (it leads when no other process does). */
+void kcm_flowctl_start(struct kcm_mux *mux)
+{
+	struct kcm_flowctl *ctl;
+	char path[256];
+
+	pthread_mutex_lock(&mux->lock);
+	if (mux->ctl || !mux->credits || !mux->flow)
+		goto out;
+	ctl = calloc(1, sizeof(*ctl));
+	if (!ctl)
+		goto out;
+	ctl->sink = calloc(1, BALLAST_CHUNK);
+	ctl->lock_fd = -1;
+	ctl->brake_fd = -1;
+	if (mux->name[0] && !kcm_pin_path(path, sizeof(path), mux->name, NULL))
+		ctl->lock_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	mux->ctl = ctl;
+	if (!ctl->sink || (mux->name[0] && ctl->lock_fd < 0) ||
+	    pthread_create(&ctl->thread, NULL, run, mux)) {
+		if (ctl->lock_fd >= 0)
+			close(ctl->lock_fd);
+		free(ctl->sink);
+		free(ctl);
+		mux->ctl = NULL;
+	}
+out:
+	pthread_mutex_unlock(&mux->lock);
+}
+
+void kcm_flowctl_stop(struct kcm_mux *mux)
+{
+	struct kcm_flowctl *ctl = mux->ctl;
+
+	if (!ctl)
+		return;
+	atomic_store(&ctl->stop, true);
+	pthread_join(ctl->thread, NULL);
+	if (ctl->lock_fd >= 0)
+		close(ctl->lock_fd); /* and with it the lock */
+	free(ctl->sink);
+	free(ctl);
+	mux->ctl = NULL;
+}
+
+/* A new transport in @slot: a brake target, with no ballast. Caller holds the mux lock. */
+int kcm_flowctl_attach(struct kcm_mux *mux, uint32_t slot, int fd)
+{
+	__u64 val = fd;
+
+	if (mux->flow)
+		__atomic_store_n(&mux->flow->ballast[slot], 0, __ATOMIC_RELEASE);
+	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_BRAKE_TARGETS], &slot, &val, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+/*
+ * The transport in @slot leaves: no longer a brake target. Its ballast goes with its
+ * psock (the kernel purges the psock's queue and uncharges it), so its owner never
+ * reads any. Caller holds the mux lock.
+ */
+void kcm_flowctl_detach(struct kcm_mux *mux, uint32_t slot, int fd)
+{
+	(void)fd;
+	bpf_map_delete_elem(mux->map_fd[KCM_MAP_BRAKE_TARGETS], &slot);
+	if (mux->flow && __atomic_exchange_n(&mux->flow->ballast[slot], 0, __ATOMIC_ACQ_REL))
+		__atomic_fetch_add(&mux->flow->releases, 1, __ATOMIC_RELAXED);
+}
+
+int kcm_mux_flow(struct kcm_mux *mux, struct kcm_flow *out)
+{
+	struct kcm_flow f = { .sz = sizeof(f) };
+	struct kcm_transport_info info;
+	struct kcm_steer st = { 0 };
+	__u32 key = 0;
+
+	if (!mux || !out || out->sz < offsetof(struct kcm_flow, controller) + sizeof(pid_t) ||
+	    !mux->credits || !mux->flow) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (bpf_map_lookup_elem_flags(mux->map_fd[KCM_MAP_STEER], &key, &st, BPF_F_LOCK))
+		return -1;
+	f.window = mux->cfg.window;
+	f.members = st.nmembers;
+	for (__u32 i = 0; i < st.nmembers && i < KCM_MAX_MEMBERS; i++)
+		f.unread_bytes += kcm_credits_unread(mux, st.slots[i]);
+	if (st.hold) {
+		f.held_bytes = kcm_credits_unread(mux, st.hold - 1);
+		f.unread_bytes += f.held_bytes;
+	}
+	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		    !info.cookie)
+			continue;
+		f.transports++;
+		f.braked += __atomic_load_n(&mux->flow->ballast[slot], __ATOMIC_ACQUIRE) != 0;
+	}
+	f.brakes = __atomic_load_n(&mux->flow->brakes, __ATOMIC_RELAXED);
+	f.releases = __atomic_load_n(&mux->flow->releases, __ATOMIC_RELAXED);
+	f.saturated = __atomic_load_n(&mux->flow->saturated, __ATOMIC_RELAXED);
+	f.controller = __atomic_load_n(&mux->flow->controller, __ATOMIC_ACQUIRE);
+	memcpy(out, &f, out->sz < sizeof(f) ? out->sz : sizeof(f));
+	out->sz = out->sz < sizeof(f) ? out->sz : sizeof(f);
+	return 0;
+}

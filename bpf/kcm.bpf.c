@@ -27,7 +27,9 @@ const volatile __s64 cfg_len_adjust = 4;
 const volatile __u32 cfg_max_msg = 65536;
 const volatile __u32 cfg_batch = 1;
 const volatile __u32 cfg_policy = KCM_STEER_MESSAGES;
-const volatile __u32 cfg_window = 1 << 20;
+const volatile __u32 cfg_window = 2 << 20;
+/* counted per message on top of its bytes (parser programs: each pins a segment clone) */
+const volatile __u32 cfg_msg_cost = 0;
 
 extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
 
@@ -497,6 +499,7 @@ __noinline int kcm_pick(__u32 bytes, __u32 units)
 __noinline int kcm_steer(struct __sk_buff *skb, __u32 msgs, __u32 bytes)
 {
 	__u32 units = cfg_policy == KCM_STEER_BYTES ? bytes : msgs;
+	__u32 cost = bytes + msgs * cfg_msg_cost; /* what the credits count */
 	__u32 key = 0, first, slot, i, nm;
 	struct kcm_member_counters *mc;
 	struct kcm_flow_state *fs;
@@ -509,7 +512,7 @@ __noinline int kcm_steer(struct __sk_buff *skb, __u32 msgs, __u32 bytes)
 	fs = bpf_map_lookup_elem(&flow, &key);
 	if (!skb || !st || !cr || !fs)
 		return SK_DROP;
-	pick = kcm_pick(bytes, units);
+	pick = kcm_pick(cost, units);
 	if (pick < 0)
 		return SK_DROP;
 	if (pick & PICK_FULL)
@@ -520,7 +523,7 @@ __noinline int kcm_steer(struct __sk_buff *skb, __u32 msgs, __u32 bytes)
 		goto given;
 	}
 	/* A member closed without kcm_close() leaves a hole: try the others in order. */
-	__sync_fetch_and_add(&cr->given[first].bytes, -(__u64)bytes);
+	__sync_fetch_and_add(&cr->given[first].bytes, -(__u64)cost);
 	if (pick & PICK_HOLD)
 		return SK_DROP;
 	nm = st->nmembers;
@@ -530,7 +533,7 @@ __noinline int kcm_steer(struct __sk_buff *skb, __u32 msgs, __u32 bytes)
 		slot = st->slots[i] & (KCM_MAX_MEMBERS - 1);
 		if (slot == first || bpf_sk_redirect_map(skb, &group, slot, BPF_F_INGRESS) != SK_PASS)
 			continue;
-		__sync_fetch_and_add(&cr->given[slot].bytes, bytes);
+		__sync_fetch_and_add(&cr->given[slot].bytes, cost);
 		goto given;
 	}
 	return SK_DROP;

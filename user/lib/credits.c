@@ -43,9 +43,10 @@ void kcm_credits_unmap(struct kcm_mux *mux)
 	mux->flow = NULL;
 }
 
-/* A reader of group slot @slot took @bytes off its socket. */
-void kcm_credits_consume(struct kcm_mux *mux, uint32_t slot, uint64_t bytes)
+/* A reader of group slot @slot took @msgs messages of @bytes off its socket. */
+void kcm_credits_consume(struct kcm_mux *mux, uint32_t slot, uint64_t bytes, unsigned int msgs)
 {
+	bytes += (uint64_t)msgs * kcm_msg_cost(&mux->cfg);
 	if (mux->credits && slot < KCM_MAX_MEMBERS && bytes)
 		__atomic_fetch_add(&mux->credits->consumed[slot].bytes, bytes, __ATOMIC_RELEASE);
 }

@@ -96,8 +96,13 @@ int kcm_member_add(struct kcm_mux *mux, bool hold, struct kcm_sock **out);
 void kcm_sock_free(struct kcm_sock *ks);	/* closes ks->fd */
 void kcm_sock_forget(struct kcm_sock *ks);	/* the fd is no longer ours */
 
-/* SO_RCVBUF a transport gets by default (the kernel doubles it), see docs/memory.md */
+/*
+ * SO_RCVBUF a transport gets by default (the kernel doubles it), see docs/memory.md.
+ * Smaller with parser programs: each message in what a braked transport still delivers
+ * pins a clone of its segment.
+ */
 #define KCM_TRANSPORT_RCVBUF (256 * 1024)
+#define KCM_TRANSPORT_RCVBUF_PARSER (64 * 1024)
 
 /* requeue.c: how long kcm_recv_disable() and kcm_close() may wait for messages in flight */
 #define KCM_REQUEUE_MS 1000
@@ -123,7 +128,18 @@ static inline uint64_t kcm_now_ns(void)
 /* credits.c: bytes given to and consumed from each group slot */
 int kcm_credits_map(struct kcm_mux *mux);
 void kcm_credits_unmap(struct kcm_mux *mux);
-void kcm_credits_consume(struct kcm_mux *mux, uint32_t slot, uint64_t bytes);
+void kcm_credits_consume(struct kcm_mux *mux, uint32_t slot, uint64_t bytes, unsigned int msgs);
+
+/*
+ * Credits a message costs on top of its bytes. With parser programs each redirect is one
+ * message, and it pins a clone of its whole TCP segment (up to ~64 KiB, docs/memory.md):
+ * counting a share of that keeps the memory of a full window bounded.
+ */
+#define KCM_PARSER_MSG_COST (16 * 1024)
+static inline uint32_t kcm_msg_cost(const struct kcm_config *cfg)
+{
+	return cfg->parsers ? KCM_PARSER_MSG_COST : 0;
+}
 uint64_t kcm_credits_unread(const struct kcm_mux *mux, uint32_t slot);
 void kcm_credits_reset(struct kcm_mux *mux, uint32_t slot);
 

@@ -258,6 +258,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	skel->rodata->cfg_batch = cfg.batch;
 	skel->rodata->cfg_policy = cfg.policy;
 	skel->rodata->cfg_window = cfg.window;
+	skel->rodata->cfg_msg_cost = kcm_msg_cost(&cfg);
 	err = kcm_bpf__load(skel);
 	if (err) {
 		err = err < 0 ? err : -errno;

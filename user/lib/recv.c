@@ -57,7 +57,7 @@ ssize_t kcm_next_len(struct kcm_sock *ks)
 		if (r >= 0) {
 			/* Only whole messages are ever queued: drop what cannot be one. */
 			r = recv(ks->fd, hdr, sizeof(hdr), MSG_DONTWAIT);
-			kcm_credits_consume(ks->mux, ks->slot, r > 0 ? r : 0);
+			kcm_credits_consume(ks->mux, ks->slot, r > 0 ? r : 0, 0);
 			return -EBADMSG;
 		}
 		if (errno != EINTR)
@@ -136,7 +136,7 @@ ssize_t kcm_recvmsg(int kcmfd, struct msghdr *msg, int flags)
 		if (len > 0)
 			len = read_exact(kcmfd, msg, len, &copied);
 		if (len > 0)
-			kcm_credits_consume(ks->mux, ks->slot, len);
+			kcm_credits_consume(ks->mux, ks->slot, len, 1);
 		pthread_mutex_unlock(&ks->rlock);
 		if (len != -EAGAIN || kcm_fd_nonblocking(kcmfd, flags))
 			break;
@@ -227,7 +227,7 @@ static int recv_batch(struct kcm_sock *ks, struct mmsghdr *vec, unsigned int vle
 		got += r;
 		kcm_iov_advance(&cur, &n, r);
 	}
-	kcm_credits_consume(ks->mux, ks->slot, total);
+	kcm_credits_consume(ks->mux, ks->slot, total, k);
 	return k;
 }
 

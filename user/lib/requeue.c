@@ -188,7 +188,7 @@ int kcm_requeue_all(struct kcm_sock *ks, uint64_t deadline, bool hold_ok,
 			err = -EIO;
 			break;
 		}
-		kcm_credits_consume(mux, ks->slot, len);
+		kcm_credits_consume(mux, ks->slot, len, msgs);
 		if (send(ks->fd, buf, len, 0) != len) {
 			err = -errno;
 			break;

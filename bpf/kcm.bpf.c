@@ -31,7 +31,8 @@ const volatile __u32 cfg_window = 2 << 20;
 /* counted per message on top of its bytes (parser programs: each pins a segment clone) */
 const volatile __u32 cfg_msg_cost = 0;
 
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+/* parser programs that batch: they tell the verdict the count in skb->priority */
+const volatile __u32 cfg_split = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKMAP);
@@ -226,7 +227,7 @@ static __always_inline int note_parse(struct __sk_buff *skb, __u32 avail, int re
 /* strparser keeps the message start in the skb control block; __sk_buff has no field for it. */
 static __always_inline struct strp_msg strp_msg_of(struct __sk_buff *skb)
 {
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sk_buff *kskb = (void *)(unsigned long)skb; /* the context is the sk_buff */
 	struct sk_skb_cb *cb = (struct sk_skb_cb *)&kskb->cb[0];
 	struct strp_msg m = {};
 
@@ -237,7 +238,7 @@ static __always_inline struct strp_msg strp_msg_of(struct __sk_buff *skb)
 /* strparser fails a message longer than the transport's receive buffer with EMSGSIZE. */
 static __always_inline __u32 rcvbuf_of(struct __sk_buff *skb)
 {
-	struct sk_buff *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sk_buff *kskb = (void *)(unsigned long)skb;
 	struct sock *sk = NULL;
 	int rcvbuf = 0;
 
@@ -552,9 +553,13 @@ SEC("sk_skb/stream_verdict")
 int kcm_verdict(struct __sk_buff *skb)
 {
 	struct strp_msg m = strp_msg_of(skb);
-	__u32 msgs = batch_msgs(skb, m.offset, m.full_len);
+	__u32 msgs = cfg_split ? skb->priority : batch_msgs(skb, m.offset, m.full_len);
 	struct kcm_counters *c = cnt();
-	int ret = kcm_steer(skb, msgs, m.full_len);
+	int ret;
+
+	if (msgs < 1 || msgs > KCM_MAX_BATCH)
+		msgs = 1;
+	ret = kcm_steer(skb, msgs, m.full_len);
 
 	struct kcm_transport_stats *ts;
 	__u32 slot = 0;

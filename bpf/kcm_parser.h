@@ -21,12 +21,25 @@
  * Build: clang -O2 -g -target bpf -I/usr/include/$(uname -m)-linux-gnu \
  *		-I<prefix>/include/kcm-bpf -c parser.bpf.c -o parser.bpf.o
  * See docs/parser-sdk.md.
+ *
+ * The same source also builds for user space (any compiler without __bpf__): then
+ * KCM_PARSER(name) defines kcm_split_<name>(buf, len), which libkcm uses to find the
+ * message boundaries in a batch, so that a parser-program mux can carry many messages
+ * per redirect like a length-prefix mux (kcm_mux_opts.splitter).
  */
 #ifndef KCM_PARSER_H
 #define KCM_PARSER_H
 
+#ifdef __bpf__
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#else
+#include <linux/types.h>
+#include <string.h>
+#ifndef __always_inline
+#define __always_inline inline __attribute__((always_inline))
+#endif
+#endif
 
 #include "kcm_shared.h"
 
@@ -42,12 +55,20 @@
 
 /* What a parser function sees: the current message and how much of it has arrived. */
 struct kcm_ctx {
+#ifdef __bpf__
 	struct __sk_buff *skb;
 	__u32 base;		/* offset of the message in the skb (strparser's) */
+#else
+	const unsigned char *buf;
+#endif
 	__u32 avail;		/* bytes of the message received so far */
 	__u32 need_more;	/* a load went past @avail */
 	__s32 error;		/* a load failed: -EIO */
 };
+
+#ifdef __bpf__
+/* Messages one call may batch; the mux's config says whether to batch at all. */
+#define KCM_PARSER_BATCH 256
 
 /* The mux's config and counters: kcm-loader and libkcm share the mux's own maps with the
  * parser object (bpf_map__reuse_fd), so the limits and counters are the mux's. */
@@ -105,7 +126,7 @@ struct sk_buff___kcm {
 	char cb[48];
 } __attribute__((preserve_access_index));
 
-extern void *bpf_cast_to_kern_ctx(void *obj) __ksym;
+#endif /* __bpf__ */
 
 /* Bytes of the current message received so far. */
 static __always_inline __u32 kcm_avail(const struct kcm_ctx *ctx)
@@ -121,10 +142,14 @@ static __always_inline int kcm_load_bytes(struct kcm_ctx *ctx, __u32 off, void *
 		ctx->need_more = 1;
 		return -1;
 	}
+#ifdef __bpf__
 	if (bpf_skb_load_bytes(ctx->skb, ctx->base + off, dst, n)) {
 		ctx->error = -EIO;
 		return -1;
 	}
+#else
+	memcpy(dst, ctx->buf + off, n);
+#endif
 	return 0;
 }
 
@@ -139,8 +164,10 @@ static __always_inline __u64 kcm__load_uint(struct kcm_ctx *ctx, __u32 off, __u3
 	__u64 v = 0;
 
 	kcm_load_bytes(ctx, off, b, n);
+#ifdef __clang__
 #pragma unroll
-	for (int i = 0; i < 8; i++) {
+#endif
+	for (__u32 i = 0; i < 8; i++) {
 		if (i >= n)
 			break;
 		v = be ? v << 8 | b[i] : v | (__u64)b[i] << (8 * i);
@@ -183,10 +210,15 @@ static __always_inline __s64 kcm_load_le32(struct kcm_ctx *ctx, __u32 off)
 	return kcm__load_uint(ctx, off, 4, 0);
 }
 
-/* Internals of KCM_PARSER(): find the message, then judge the function's answer. */
+#ifdef __bpf__
+/*
+ * Internals of KCM_PARSER(): find the message, then judge the function's answer.
+ * An sk_skb program's context is the kernel's struct sk_buff: strparser's offset is read
+ * from its control block with CO-RE offsets (no kfunc, so 6.1 loads it too).
+ */
 static __always_inline void kcm__begin(struct kcm_ctx *ctx, struct __sk_buff *skb)
 {
-	struct sk_buff___kcm *kskb = bpf_cast_to_kern_ctx(skb);
+	struct sk_buff___kcm *kskb = (void *)(unsigned long)skb;
 	struct sk_skb_cb___kcm *cb = (void *)kskb->cb;
 	int off = 0;
 
@@ -281,23 +313,81 @@ static __always_inline int kcm__finish(struct kcm_ctx *ctx, __s64 len)
 /*
  * Define parser @name: the body computes the whole length of the message that starts at
  * offset 0, reading it with kcm_load_*(ctx, offset). The program is the object's
- * SEC("sk_skb/stream_parser"); kcm-loader lists it under @name.
+ * SEC("sk_skb/stream_parser"); kcm-loader lists it under @name. When the mux batches
+ * (its config's batch > 1), the program returns every complete message available (up
+ * to the batch, KCM_PARSER_BATCH and max_msg_size bytes) and tells the verdict how many
+ * in skb->priority, which strparser hands on with the message.
  */
 #define KCM_PARSER(name)							\
 	static __always_inline __s64 kcm__parse_##name(struct kcm_ctx *ctx);	\
+	/* global: the verifier checks it once, however many messages a batch holds */ \
+	__attribute__((noinline)) int kcm__len_##name(struct __sk_buff *skb, __u32 base, \
+						      __u32 avail)			\
+	{									\
+		struct kcm_ctx ctx = {};					\
+									\
+		if (!skb)							\
+			return 0;						\
+		ctx.skb = skb;							\
+		ctx.base = base;						\
+		ctx.avail = avail;						\
+		return kcm__judge(&ctx, kcm__parse_##name(&ctx));		\
+	}									\
 	SEC("sk_skb/stream_parser")						\
 	int name(struct __sk_buff *skb)						\
 	{									\
 		struct kcm_ctx ctx = {};					\
-		__s64 len;							\
+		__u32 key = 0, batch = 1, limit = 0, pos, n;			\
+		struct kcm_config *cfg;						\
+		int len;							\
 									\
 		kcm__begin(&ctx, skb);						\
 		if (!ctx.avail)							\
 			return 0;						\
-		len = kcm__parse_##name(&ctx);					\
-		return kcm__finish(&ctx, len);					\
+		cfg = bpf_map_lookup_elem(&kcm_mux_config, &key);		\
+		if (cfg) {							\
+			batch = cfg->batch;					\
+			limit = cfg->max_msg;					\
+		}								\
+		len = kcm__len_##name(skb, ctx.base, ctx.avail);		\
+		skb->priority = 1;						\
+		ctx.need_more = len == 0;					\
+		if (len <= 0 || (__u32)len >= ctx.avail || batch <= 1)		\
+			return kcm__finish(&ctx, len);				\
+		pos = len;							\
+		for (n = 1; n < KCM_PARSER_BATCH; n++) {			\
+			if (n >= batch || pos >= ctx.avail)			\
+				break;						\
+			len = kcm__len_##name(skb, ctx.base + pos, ctx.avail - pos); \
+			if (len <= 0 || (__u32)len > ctx.avail - pos ||		\
+			    pos + len > limit)					\
+				break;						\
+			pos += len;						\
+		}								\
+		skb->priority = n;						\
+		return pos;							\
 	}									\
 	char _kcm_license_##name[] SEC("license") = "Dual BSD/GPL";		\
 	static __always_inline __s64 kcm__parse_##name(struct kcm_ctx *ctx)
+
+#else /* !__bpf__ */
+
+/*
+ * The user-space build: kcm_split_<name>(buf, len) gives the length of the message at
+ * the start of @buf (what the BPF program would judge before the mux's limits), 0 when
+ * @len bytes are not enough to tell, or a negative errno.
+ */
+#define KCM_PARSER(name)							\
+	static __always_inline __s64 kcm__parse_##name(struct kcm_ctx *ctx);	\
+	static __s64 kcm_split_##name(const void *buf, __u32 len)		\
+	{									\
+		struct kcm_ctx ctx = { .buf = buf, .avail = len };		\
+		__s64 ret = kcm__parse_##name(&ctx);				\
+									\
+		return ctx.need_more ? 0 : ret;					\
+	}									\
+	static __always_inline __s64 kcm__parse_##name(struct kcm_ctx *ctx)
+
+#endif /* __bpf__ */
 
 #endif /* KCM_PARSER_H */

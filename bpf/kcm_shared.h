@@ -203,6 +203,7 @@ struct kcm_config {
 	__u32 parsers;		/* 1: parser programs, one message per redirect (see below) */
 	__u32 window;		/* flow control: unread bytes a member may hold */
 	__u32 pad;
+	char splitter[16];	/* shipped parser whose user-space build splits batches */
 };
 
 #define KCM_CONFIG_VERSION 4

@@ -55,6 +55,7 @@ struct opts {
 	unsigned int workers, conns;
 	uint32_t size;
 	const char *prog;
+	const char *split;	/* --split: the shipped parser that splits batches */
 	uint32_t window;
 	const char *pin;
 	bool json;
@@ -177,6 +178,7 @@ static void usage(FILE *f)
 "  --conns N            connections, one sender thread each (default 4, max %d)\n"
 "  --size BYTES         body bytes of each message (default 1024, at least 12)\n"
 "  --prog OBJ           parser-program mux (kcm_mux_opts.parser) instead of u32be+4\n"
+"  --split NAME         with --prog: batch, split by shipped parser NAME (kcm_mux_opts.splitter)\n"
 "  --window BYTES       kcm_mux_opts.rx_window (default 0: the library's)\n"
 "  --member-rcvbuf B    kcm_mux_opts.member_rcvbuf (default 0: the library's)\n"
 "  --pin NAME           pin the mux as NAME while running (kcm-loader stats NAME)\n"
@@ -217,12 +219,13 @@ static void parse_args(int argc, char **argv)
 	enum { O_WORKERS = 256, O_CONNS, O_SIZE, O_PROG, O_WINDOW, O_MEMBER_RCVBUF, O_PIN,
 	       O_HOLD, O_BATCH, O_MAX_INFLIGHT, O_TIMEOUT, O_QUIET, O_JSON, O_HELP, O_STALL,
 	       O_STALL_MS, O_BEFORE, O_AFTER, O_COUNT, O_CLOSE_AFTER, O_PAUSE, O_WAIT,
-	       O_BETWEEN, O_SPARE, O_ACT_TIMEOUT };
+	       O_BETWEEN, O_SPARE, O_ACT_TIMEOUT, O_SPLIT };
 	static const struct option lo[] = {
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "conns", required_argument, NULL, O_CONNS },
 		{ "size", required_argument, NULL, O_SIZE },
 		{ "prog", required_argument, NULL, O_PROG },
+		{ "split", required_argument, NULL, O_SPLIT },
 		{ "window", required_argument, NULL, O_WINDOW },
 		{ "member-rcvbuf", required_argument, NULL, O_MEMBER_RCVBUF },
 		{ "pin", required_argument, NULL, O_PIN },
@@ -278,6 +281,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case O_SIZE:
 			o.size = parse_num("--size", optarg, PROG_BODY_IDS, 1u << 20);
+			break;
+		case O_SPLIT:
+			o.split = optarg;
 			break;
 		case O_PROG:
 			o.prog = optarg;
@@ -421,6 +427,16 @@ static uint64_t total_sent_bytes(void)
 	for (unsigned int i = 0; i < o.conns; i++)
 		s += atomic_load_explicit(&senders[i].bytes, memory_order_relaxed);
 	return s;
+}
+
+static uint64_t total_recv(bool bytes);
+
+/* Written and not yet read; a reader can count bytes before their writer does. */
+static uint64_t inflight_bytes(void)
+{
+	int64_t d = (int64_t)(total_sent_bytes() - total_recv(true));
+
+	return d > 0 ? (uint64_t)d : 0;
 }
 
 static uint64_t total_recv(bool bytes)
@@ -613,10 +629,9 @@ static void *sender_main(void *arg)
 		if (seq + n > SEQ_CAP)
 			break;
 		/* a safety cap on what flow control failed to stop: reported, never silent */
-		if (total_sent_bytes() - total_recv(true) > o.max_inflight) {
+		if (inflight_bytes() > o.max_inflight) {
 			atomic_fetch_add(&capped_now, 1);
-			while (!atomic_load(&stop_send) &&
-			       total_sent_bytes() - total_recv(true) > o.max_inflight)
+			while (!atomic_load(&stop_send) && inflight_bytes() > o.max_inflight)
 				sleep_ms(1);
 			atomic_fetch_sub(&capped_now, 1);
 			continue;
@@ -646,6 +661,7 @@ static int make_mux(void)
 
 	mo.framing = KCM_FRAMING_THRIFT;
 	mo.parser = o.prog;
+	mo.splitter = o.split;
 	mo.max_msg_size = 4 + o.size > 65536 ? 4 + o.size : 0;
 	mo.member_rcvbuf = o.member_rcvbuf;
 	mo.pin_name = o.pin;

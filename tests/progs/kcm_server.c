@@ -32,7 +32,8 @@ struct opts {
 	unsigned int workers;
 	struct kcm_framing framing;
 	bool framing_is_test;
-	const char *prog;	/* parser object instead of --framing */
+	const char *prog;
+	const char *split;	/* --split: the shipped parser that splits batches */	/* parser object instead of --framing */
 	uint32_t max;
 	uint32_t batch;
 	enum kcm_policy policy;
@@ -121,6 +122,7 @@ static void usage(FILE *f)
 "  --workers N          KCM sockets, one thread each (default 2, max %d)\n"
 "  --framing SPEC       length framing, e.g. u32be+4 (default), u16be+2, thrift\n"
 "  --prog OBJ           find messages with this parser object instead (kcm_parser.h)\n"
+"  --split NAME         with --prog: batch, split by shipped parser NAME\n"
 "  --max BYTES          largest message (mux max_msg_size, default 64 KiB)\n"
 "  --batch N            messages per redirect, 1..64 (default 1)\n"
 "  --policy P           round-robin by 'messages' (default) or 'bytes'\n"
@@ -151,12 +153,13 @@ static void parse_args(int argc, char **argv)
 	enum { O_LISTEN = 256, O_WORKERS, O_FRAMING, O_MAX, O_BATCH, O_POLICY, O_CONNS,
 	       O_EXPECT, O_EXPECT_ERRORS, O_PER_CONN, O_REPLY, O_RCVTIMEO, O_ATTACH_DELAY,
 	       O_RCVBUF, O_PIN, O_READY, O_ATTACHED, O_TIMEOUT, O_JSON, O_NO_VERIFY, O_PROG,
-	       O_KEEPALIVE, O_USER_TIMEOUT, O_HELP };
+	       O_KEEPALIVE, O_USER_TIMEOUT, O_HELP, O_SPLIT };
 	static const struct option lo[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "framing", required_argument, NULL, O_FRAMING },
 		{ "prog", required_argument, NULL, O_PROG },
+		{ "split", required_argument, NULL, O_SPLIT },
 		{ "keepalive", required_argument, NULL, O_KEEPALIVE },
 		{ "user-timeout", required_argument, NULL, O_USER_TIMEOUT },
 		{ "max", required_argument, NULL, O_MAX },
@@ -189,6 +192,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case O_WORKERS:
 			o.workers = parse_num("--workers", optarg, 1, MAX_WORKERS);
+			break;
+		case O_SPLIT:
+			o.split = optarg;
 			break;
 		case O_PROG:
 			o.prog = optarg;
@@ -765,6 +771,7 @@ int main(int argc, char **argv)
 
 	mo.framing = o.framing;
 	mo.parser = o.prog;
+	mo.splitter = o.split;
 	mo.max_msg_size = o.max;
 	mo.batch = o.batch;
 	mo.policy = o.policy;

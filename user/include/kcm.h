@@ -86,6 +86,14 @@ struct kcm_mux_opts {
 	 * over it, or none exists, the transports' TCP windows are closed until one reads.
 	 */
 	uint32_t rx_window;
+	/*
+	 * With @parser: the name of a shipped parser ("thrift", "dns", "http2", "kafka",
+	 * "memcached", "mqtt") that parses the same protocol. libkcm has their user-space
+	 * builds, so readers can split batches, and the mux then batches like a length-prefix
+	 * mux (batch 0 = adaptive) with AF_UNIX KCM sockets on any kernel. Transports cannot
+	 * then have parsers of their own. NULL: one message per redirect (see @parser).
+	 */
+	const char *splitter;
 };
 
 struct kcm_mux;

@@ -17,6 +17,10 @@
 
 struct kcm_bpf;
 
+/* A shipped parser built for user space (splitters.c): the length of the message at the
+ * start of @buf, 0 when @len bytes are not enough to tell, or -errno. */
+typedef __s64 (*kcm_split_fn)(const void *buf, __u32 len);
+
 /* A transport this process can write to (attached here or imported from its owner). */
 struct kcm_transport {
 	int fd;
@@ -42,6 +46,7 @@ struct kcm_mux {
 	struct kcm_flow_state *flow;
 	struct kcm_flowctl *ctl;	/* this process's flow controller (flowctl.c) */
 	struct kcm_framing framing;
+	kcm_split_fn split;		/* parser programs that batch; NULL otherwise */
 	char name[KCM_NAME_MAX];	/* pin name, "" when private */
 	int lock_fd;			/* bpffs folder for flock(), -1 when private */
 	pthread_mutex_t lock;		/* members, transport table */
@@ -125,20 +130,33 @@ static inline uint64_t kcm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
+/* splitters.c */
+kcm_split_fn kcm_splitter_find(const char *name);
+/* Length of the message at @buf by the mux's framing or splitter: > 0, 0 when @len bytes
+ * cannot tell, -EMSGSIZE over max_msg_size, -EBADMSG or another -errno when invalid. */
+int64_t kcm_msg_length(const struct kcm_mux *mux, const void *buf, size_t len);
+
+/* Parser programs without a splitter: one message per redirect, UDP KCM sockets that
+ * learn each message's length from FIONREAD. */
+static inline bool kcm_one_per_redirect(const struct kcm_config *cfg)
+{
+	return cfg->parsers && !cfg->splitter[0];
+}
+
 /* credits.c: bytes given to and consumed from each group slot */
 int kcm_credits_map(struct kcm_mux *mux);
 void kcm_credits_unmap(struct kcm_mux *mux);
 void kcm_credits_consume(struct kcm_mux *mux, uint32_t slot, uint64_t bytes, unsigned int msgs);
 
 /*
- * Credits a message costs on top of its bytes. With parser programs each redirect is one
+ * Credits a message costs on top of its bytes. When each redirect is one
  * message, and it pins a clone of its whole TCP segment (up to ~64 KiB, docs/memory.md):
  * counting a share of that keeps the memory of a full window bounded.
  */
 #define KCM_PARSER_MSG_COST (16 * 1024)
 static inline uint32_t kcm_msg_cost(const struct kcm_config *cfg)
 {
-	return cfg->parsers ? KCM_PARSER_MSG_COST : 0;
+	return kcm_one_per_redirect(cfg) ? KCM_PARSER_MSG_COST : 0;
 }
 uint64_t kcm_credits_unread(const struct kcm_mux *mux, uint32_t slot);
 void kcm_credits_reset(struct kcm_mux *mux, uint32_t slot);

@@ -104,7 +104,7 @@ static int member_socket(const struct kcm_config *cfg)
 	socklen_t alen = sizeof(sa_family_t);
 	int fd, err;
 
-	if (cfg->parsers) {
+	if (kcm_one_per_redirect(cfg)) {
 		fd = udp_self_socket();
 		if (fd < 0)
 			return fd;

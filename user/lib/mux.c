@@ -26,8 +26,10 @@ static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 	static const struct kcm_framing none = { .len_size = 1 };
 	const struct kcm_framing *f = o->parser ? &none : &o->framing;
 
-	if (o->parser && o->batch > 1)
+	if (o->parser && !o->splitter && o->batch > 1)
 		return -EINVAL; /* one message per redirect is how members learn lengths */
+	if (o->splitter && (!o->parser || !kcm_splitter_find(o->splitter)))
+		return -EINVAL;
 	if (f->len_size != 1 && f->len_size != 2 && f->len_size != 3 && f->len_size != 4 &&
 	    f->len_size != 8)
 		return -EINVAL;
@@ -46,13 +48,15 @@ static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 		.len_adjust = f->len_adjust,
 		.policy = o->policy,
 		.max_msg = o->max_msg_size ? o->max_msg_size : DEFAULT_MAX_MSG,
-		.batch = o->parser ? 1 : o->batch ? o->batch : KCM_MAX_BATCH,
+		.batch = o->batch ? o->batch : o->parser && !o->splitter ? 1 : KCM_MAX_BATCH,
 		.transport_rcvbuf = o->transport_rcvbuf,
 		.member_rcvbuf = o->member_rcvbuf ? o->member_rcvbuf : DEFAULT_MEMBER_RCVBUF,
 		.version = KCM_CONFIG_VERSION,
 		.parsers = o->parser != NULL,
 		.window = o->rx_window ? o->rx_window : DEFAULT_WINDOW,
 	};
+	if (o->splitter)
+		snprintf(cfg->splitter, sizeof(cfg->splitter), "%s", o->splitter);
 	if (cfg->max_msg < f->len_offset + f->len_size)
 		return -EINVAL;
 	return 0;
@@ -84,6 +88,7 @@ static int *pin_fd(struct kcm_mux *mux, int i)
 
 static void framing_from_cfg(struct kcm_mux *mux)
 {
+	mux->split = mux->cfg.splitter[0] ? kcm_splitter_find(mux->cfg.splitter) : NULL;
 	mux->framing = (struct kcm_framing){
 		.len_offset = mux->cfg.len_offset,
 		.len_size = mux->cfg.len_size,
@@ -238,9 +243,15 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	copy.sz = sizeof(copy);
 	err = opts_check(opts, &cfg);
 	if (err) {
-		kcm_fail(err, opts->parser && opts->batch > 1 ? "invalid mux options: a mux with "
-			 "parser programs delivers one message per redirect (batch 1)" :
-			 "invalid mux options");
+		if (opts->splitter && !kcm_splitter_find(opts->splitter))
+			kcm_fail(err, "invalid mux options: no shipped parser is called '%s'",
+				 opts->splitter);
+		else if (opts->splitter && !opts->parser)
+			kcm_fail(err, "invalid mux options: a splitter needs a parser program");
+		else
+			kcm_fail(err, opts->parser && opts->batch > 1 ? "invalid mux options: a mux "
+				 "with parser programs and no splitter delivers one message per "
+				 "redirect (batch 1)" : "invalid mux options");
 		goto fail;
 	}
 	if (opts->pin_name && !opts->persistent)
@@ -259,6 +270,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	skel->rodata->cfg_policy = cfg.policy;
 	skel->rodata->cfg_window = cfg.window;
 	skel->rodata->cfg_msg_cost = kcm_msg_cost(&cfg);
+	skel->rodata->cfg_split = cfg.splitter[0] != 0;
 	err = kcm_bpf__load(skel);
 	if (err) {
 		err = err < 0 ? err : -errno;

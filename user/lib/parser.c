@@ -296,6 +296,12 @@ int kcm_parser_open(struct kcm_mux *mux, const char *path)
 		errno = EINVAL;
 		return -1;
 	}
+	if (mux->cfg.splitter[0]) {
+		err = kcm_fail(-EOPNOTSUPP, "mux batches and splits messages with the '%s' parser; "
+			       "transports cannot have parsers of their own (create it without a "
+			       "splitter)", mux->cfg.splitter);
+		goto fail;
+	}
 	if (!mux->cfg.parsers) {
 		err = kcm_fail(-EOPNOTSUPP, "mux%s%s finds messages with a length prefix, not parser "
 			       "programs; create it with a parser (kcm_mux_opts.parser, kcm-loader "

@@ -13,6 +13,7 @@
 #include "internal.h"
 
 #define HDR_MAX (4096 + 8)
+#define SPLIT_PEEK 64		/* bytes a shipped parser needs to tell a length, at most */
 #define IOV_STACK 64
 #define IOV_BATCH 1024		/* UIO_MAXIOV */
 #define PEEK_MAX (1024 * 1024)	/* bytes one kcm_recvmmsg() looks at, at most */
@@ -40,31 +41,32 @@ static ssize_t next_len_queued(struct kcm_sock *ks)
 	return n > 0 ? n : -EAGAIN;
 }
 
-/* Peek the length of the next message; -EAGAIN when none is queued. */
+/*
+ * Peek the length of the next message; -EAGAIN when none is queued. Only whole messages
+ * are queued, so a peek that cannot tell means bytes that cannot be a message: drop them.
+ */
 ssize_t kcm_next_len(struct kcm_sock *ks)
 {
 	const struct kcm_mux *mux = ks->mux;
-	size_t hdr_end = mux->framing.len_offset + mux->framing.len_size;
+	size_t want = mux->split ? SPLIT_PEEK : mux->framing.len_offset + mux->framing.len_size;
 	unsigned char hdr[HDR_MAX];
 	ssize_t r;
 
-	if (mux->cfg.parsers)
+	if (kcm_one_per_redirect(&mux->cfg))
 		return next_len_queued(ks);
 	for (;;) {
-		r = recv(ks->fd, hdr, hdr_end, MSG_PEEK | MSG_DONTWAIT);
-		if (r >= (ssize_t)hdr_end)
+		r = recv(ks->fd, hdr, want, MSG_PEEK | MSG_DONTWAIT);
+		if (r >= 0)
 			break;
-		if (r >= 0) {
-			/* Only whole messages are ever queued: drop what cannot be one. */
-			r = recv(ks->fd, hdr, sizeof(hdr), MSG_DONTWAIT);
-			kcm_credits_consume(ks->mux, ks->slot, r > 0 ? r : 0, 0);
-			return -EBADMSG;
-		}
 		if (errno != EINTR)
 			return -errno;
 	}
-	r = kcm_frame_length(&mux->framing, hdr, hdr_end, mux->cfg.max_msg);
-	return r > 0 ? r : -EBADMSG;
+	r = r ? kcm_msg_length(mux, hdr, r) : 0;
+	if (r > 0)
+		return r;
+	r = recv(ks->fd, hdr, sizeof(hdr), MSG_DONTWAIT);
+	kcm_credits_consume(ks->mux, ks->slot, r > 0 ? r : 0, 0);
+	return -EBADMSG;
 }
 
 /* Read exactly @len bytes: the caller's buffers first, a truncated tail into scratch. */
@@ -187,7 +189,7 @@ static int recv_batch(struct kcm_sock *ks, struct mmsghdr *vec, unsigned int vle
 	if (r < 0)
 		return -errno;
 	for (size_t off = 0; k < vlen && off < (size_t)r; k++) {
-		int64_t len = kcm_frame_length(&mux->framing, peek + off, r - off, mux->cfg.max_msg);
+		int64_t len = kcm_msg_length(mux, peek + off, r - off);
 		struct msghdr *h = &vec[k].msg_hdr;
 		size_t room = 0, need = h->msg_iovlen + 1;
 
@@ -259,7 +261,7 @@ int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags)
 	}
 	if (!vlen)
 		return 0;
-	if (ks->mux->cfg.parsers)
+	if (kcm_one_per_redirect(&ks->mux->cfg))
 		return recv_each(kcmfd, vec, vlen, flags);
 	for (;;) {
 		pthread_mutex_lock(&ks->rlock);

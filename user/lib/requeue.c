@@ -8,6 +8,7 @@
  * the kernel still holds in the socket's backlog are waited for too, up to a bound.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -28,13 +29,13 @@ static void count_kept(struct kcm_sock *ks, struct kcm_requeue_report *rep)
 	if (!buf)
 		return;
 	n = recv(ks->fd, buf, cap, MSG_PEEK | MSG_DONTWAIT);
-	if (mux->cfg.parsers) { /* only the first message's length is visible */
+	if (kcm_one_per_redirect(&mux->cfg)) { /* only the first message's length shows */
 		rep->kept += n > 0;
 		rep->kept_bytes += n > 0 ? n : 0;
 		n = 0;
 	}
 	while (n > 0 && off < n) {
-		int64_t len = kcm_frame_length(&mux->framing, buf + off, n - off, mux->cfg.max_msg);
+		int64_t len = kcm_msg_length(mux, buf + off, n - off);
 
 		if (len <= 0)
 			break;
@@ -110,7 +111,8 @@ static ssize_t next_batch(struct kcm_sock *ks, unsigned char *buf, size_t cap, u
 	*msgs = 1;
 	if (first == -EAGAIN)
 		return 0;
-	if (first <= 0 || mux->cfg.batch <= 1 || (size_t)first >= KCM_REQUEUE_BATCH)
+	if (first <= 0 || mux->cfg.batch <= 1 || mux->cfg.parsers ||
+	    (size_t)first >= KCM_REQUEUE_BATCH)
 		return first;
 	n = recv(ks->fd, buf, cap < KCM_REQUEUE_BATCH ? cap : KCM_REQUEUE_BATCH,
 		 MSG_PEEK | MSG_DONTWAIT);
@@ -157,9 +159,16 @@ int kcm_requeue_all(struct kcm_sock *ks, uint64_t deadline, bool hold_ok,
 			count_kept(ks, rep);
 		return 0;
 	}
+	/*
+	 * UDP drops a datagram that finds its socket over its receive buffer, and the one
+	 * being emptied is often full (what was in flight for it still lands): it is going
+	 * away or out of the group, so let it hold what it holds.
+	 */
+	if (kcm_one_per_redirect(&mux->cfg))
+		kcm_set_buf(ks->fd, SO_RCVBUF, SO_RCVBUFFORCE, INT_MAX / 2);
 	getsockopt(ks->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &sl);
 	/* A unix datagram must fit the send buffer (less its 32-byte reserve); UDP 64 KiB. */
-	max_dgram = mux->cfg.parsers ? 65507 : sndbuf - 32;
+	max_dgram = kcm_one_per_redirect(&mux->cfg) ? 65507 : sndbuf - 32;
 	buf = malloc(cap);
 	if (!buf)
 		return -ENOMEM;

@@ -130,7 +130,7 @@ static void size_rcvbuf(const struct kcm_config *cfg, int fd)
 	if (want < 0)
 		return;
 	if (want == 0)
-		want = cfg->parsers ? KCM_TRANSPORT_RCVBUF_PARSER : KCM_TRANSPORT_RCVBUF;
+		want = kcm_one_per_redirect(cfg) ? KCM_TRANSPORT_RCVBUF_PARSER : KCM_TRANSPORT_RCVBUF;
 	if (want < (int64_t)cfg->max_msg)
 		want = cfg->max_msg;
 	kcm_set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, want);

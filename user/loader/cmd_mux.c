@@ -27,13 +27,20 @@ static void create_help(FILE *f)
 		"  --prog OBJ            find messages with the stream parser in BPF object OBJ\n"
 		"                        (written with kcm_parser.h, see docs/parser-sdk.md);\n"
 		"                        transports may then have parsers of their own\n"
-		"  --frame NAME          --prog with a shipped parser (`kcm-loader parsers`)\n"
+		"  --frame NAME          --prog with a shipped parser (`kcm-loader parsers`); its\n"
+		"                        user-space build splits batches, so the mux batches\n"
+		"  --split NAME          with --prog OBJ that parses like shipped parser NAME:\n"
+		"                        batch, and split with NAME's user-space build\n"
 		"  --max SIZE            largest message (default 64K; K, M suffixes)\n"
-		"  --batch N             messages one redirect may carry, 1-%d (default 1: strict\n"
-		"                        per-message balance; more is faster, balance within N)\n"
+		"  --batch N             messages one redirect may carry, 1-%d (default: all that\n"
+		"                        are complete; 1 = strict per-message round-robin, and\n"
+		"                        the only choice for parser programs without a splitter)\n"
+		"  --window SIZE         unread bytes one KCM socket may hold before messages go\n"
+		"                        to the others (default 2M, docs/flow-control.md)\n"
 		"  --policy P            messages (default) or bytes: what round-robin balances\n"
-		"  --transport-rcvbuf SIZE|keep  SO_RCVBUF for attached sockets (default: raised\n"
-		"                        to carry --max; strparser fails longer messages)\n"
+		"  --transport-rcvbuf SIZE|keep  SO_RCVBUF for attached sockets (default: the\n"
+		"                        larger of 256K and --max, 64K without a splitter;\n"
+		"                        keep: autotuned; bounds memory, docs/memory.md)\n"
 		"  --member-rcvbuf SIZE  SO_RCVBUF of each KCM socket (default 32M)\n"
 		"  -j, --json            print the result as JSON\n"
 		"  -h, --help            this text\n",
@@ -46,6 +53,8 @@ int cmd_create(int argc, char **argv)
 		{ "framing", required_argument, NULL, 'f' },
 		{ "prog", required_argument, NULL, 'P' },
 		{ "frame", required_argument, NULL, 'F' },
+		{ "split", required_argument, NULL, 'S' },
+		{ "window", required_argument, NULL, 'w' },
 		{ "max", required_argument, NULL, 'm' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "policy", required_argument, NULL, 'p' },
@@ -77,6 +86,16 @@ int cmd_create(int argc, char **argv)
 			if (err)
 				return err;
 			o.parser = parser;
+			if (c == 'F' && !o.splitter)
+				o.splitter = optarg;
+			break;
+		case 'S':
+			o.splitter = optarg;
+			break;
+		case 'w':
+			if (parse_size(optarg, 4096, 1u << 31, &v))
+				return usage_error("create", "invalid --window '%s': 4K to 2G", optarg);
+			o.rx_window = v;
 			break;
 		case 'm':
 			if (parse_size(optarg, 1, 256 << 20, &v))
@@ -125,9 +144,11 @@ int cmd_create(int argc, char **argv)
 		return usage_error("create", "expected one NAME");
 	if (o.parser && have_framing)
 		return usage_error("create", "--framing and --prog/--frame exclude each other");
-	if (o.parser && o.batch > 1)
-		return usage_error("create", "--batch %u: a mux with a parser program delivers one "
-				   "message per redirect", o.batch);
+	if (o.splitter && !o.parser)
+		return usage_error("create", "--split needs --prog");
+	if (o.parser && !o.splitter && o.batch > 1)
+		return usage_error("create", "--batch %u: a mux with a parser program and no "
+				   "splitter (--split) delivers one message per redirect", o.batch);
 	o.pin_name = argv[optind];
 	if (kcm_name_check(o.pin_name))
 		return usage_error("create", "invalid name '%s': 1-63 of [A-Za-z0-9_-]", o.pin_name);

@@ -225,3 +225,36 @@ check_bounded() {
 	check '.sent == 200000'
 	verdict
 }
+
+@test "status shows the brake and monitor reports the braking episode while every worker stalls" {
+	local fc mon i
+	bg_run in_server "$PROGS/flow_check" stall --stall all --stall-ms 2000 --before-ms 1500 \
+		--workers 2 --conns 2 --pin "$MUX" --hold-file "$TMP/hold" --timeout 30 \
+		--json >"$TMP/out.json" 2>"$TMP/err"
+	fc=$BG_PID
+	for ((i = 0; i < 100; i++)); do
+		[ -d "/sys/fs/bpf/kcm/$MUX" ] && break
+		sleep 0.05
+	done
+	bg_run "$LOADER" monitor "$MUX" --json --duration 10 >"$TMP/mon.json" 2>"$TMP/mon.err"
+	mon=$BG_PID
+	sleep 2.5 # 1.5 s of traffic, then 1 s into the stall
+	"$LOADER" status "$MUX" --json >"$TMP/status.json"
+	while [ ! -e "$TMP/hold" ] && kill -0 "$fc" 2>/dev/null; do
+		sleep 0.05
+	done
+	sleep 0.3 # the monitor looks every 100 ms
+	rm -f "$TMP/hold"
+	wait "$fc"
+	kill -INT "$mon"
+	wait "$mon" || true
+	jq -c '.[0].flow' "$TMP/status.json"
+	cat "$TMP/mon.json" "$TMP/mon.err"
+	[ "$(jq '.[0].flow.braking' "$TMP/status.json")" = true ]
+	[ "$(jq '.[0].flow.unread_bytes' "$TMP/status.json")" -gt 0 ]
+	[ "$(jq '.[0].flow.controller_pid' "$TMP/status.json")" -gt 0 ]
+	# one episode that covers the stall: it starts when the KCM sockets fill, and ends
+	# when the workers read again
+	jq -se 'any(.[]; .event == "brake" and .braked >= 1)' "$TMP/mon.json"
+	jq -se 'any(.[]; .event == "release" and .duration_ms >= 1000)' "$TMP/mon.json"
+}

@@ -241,6 +241,8 @@ struct kcm_flow {
 	uint64_t releases;		/* times one was opened again */
 	uint64_t saturated;		/* messages steered when no KCM socket had room */
 	pid_t controller;		/* process running the mux's flow controller; 0: none */
+	uint64_t charged_bytes;		/* receive memory the kernel charges to the KCM sockets
+					 * and the hold queue (SO_MEMINFO; -1 when unreadable) */
 };
 int kcm_mux_flow(struct kcm_mux *mux, struct kcm_flow *out);
 /* Bytes given to KCM socket @kcmfd and not yet read (the mux's own accounting). */

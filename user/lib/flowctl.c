@@ -24,9 +24,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <unistd.h>
+#include <linux/sock_diag.h>
 #include <bpf/bpf.h>
 
 #include "internal.h"
+#include "pidfd.h"
 
 #define TICK_BUSY_NS 200000ull	/* while braking or short of room */
 #define TICK_IDLE_NS 1000000ull
@@ -428,6 +430,34 @@ void kcm_flowctl_detach(struct kcm_mux *mux, uint32_t slot, int fd)
 		__atomic_fetch_add(&mux->flow->releases, 1, __ATOMIC_RELAXED);
 }
 
+/* Receive memory charged to the group's sockets (their owners' fds, pidfd_getfd). */
+static uint64_t charged_bytes(struct kcm_mux *mux)
+{
+	struct kcm_member_info info;
+	uint64_t sum = 0;
+	__u64 cookie;
+
+	for (__u32 slot = 0; slot < KCM_MAX_MEMBERS; slot++) {
+		__u32 mem[SK_MEMINFO_VARS] = { 0 };
+		socklen_t len = sizeof(mem);
+		int fd;
+
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_GROUP], &slot, &cookie) ||
+		    bpf_map_lookup_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &slot, &info) ||
+		    info.cookie != cookie)
+			continue;
+		fd = info.pid == (__u32)getpid() ? fcntl(info.fd, F_DUPFD_CLOEXEC, 0) :
+			kcm_pidfd_getfd(info.pid, info.fd);
+		if (fd < 0)
+			return (uint64_t)-1;
+		if (kcm_sock_cookie(fd) == cookie &&
+		    !getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len))
+			sum += mem[SK_MEMINFO_RMEM_ALLOC];
+		close(fd);
+	}
+	return sum;
+}
+
 int kcm_mux_flow(struct kcm_mux *mux, struct kcm_flow *out)
 {
 	struct kcm_flow f = { .sz = sizeof(f) };
@@ -461,6 +491,7 @@ int kcm_mux_flow(struct kcm_mux *mux, struct kcm_flow *out)
 	f.releases = __atomic_load_n(&mux->flow->releases, __ATOMIC_RELAXED);
 	f.saturated = __atomic_load_n(&mux->flow->saturated, __ATOMIC_RELAXED);
 	f.controller = __atomic_load_n(&mux->flow->controller, __ATOMIC_ACQUIRE);
+	f.charged_bytes = charged_bytes(mux);
 	memcpy(out, &f, out->sz < sizeof(f) ? out->sz : sizeof(f));
 	out->sz = out->sz < sizeof(f) ? out->sz : sizeof(f);
 	return 0;

@@ -54,6 +54,10 @@ struct monitor {
 	__u64 armed[KCM_MAX_TRANSPORTS];	/* cookie armed in each slot */
 	__u64 refused[KCM_MAX_TRANSPORTS];	/* cookie we failed to arm (reported once) */
 	unsigned int narmed;
+	struct kcm_mux *mux;			/* for kcm_mux_flow(): braking episodes */
+	__u64 brake_start_ns;			/* 0: not braking */
+	uint64_t brakes_seen;			/* kcm_flow.brakes at the last look */
+	uint32_t brake_peak;			/* most transports braked in this episode */
 };
 
 static volatile sig_atomic_t stop;
@@ -186,6 +190,70 @@ static void print_text(const struct kcm_event *e, const char *local, const char 
 		break;
 	}
 	fflush(stdout);
+}
+
+/* One braking line: "brake" when the mux starts closing windows, "release" at the end. */
+static void print_brake(struct monitor *m, const char *what, const struct kcm_flow *f,
+			__u64 now, uint64_t brakes)
+{
+	uint64_t ms = (now - m->brake_start_ns) / 1000000;
+
+	if (env.json) {
+		json_start_object(NULL);
+		json_string("event", what);
+		json_uint("time_ns", now);
+		json_uint("braked", f->braked);
+		json_uint("transports", f->transports);
+		json_uint("unread_bytes", f->unread_bytes);
+		json_uint("held_bytes", f->held_bytes);
+		if (*what == 'r') {
+			json_uint("duration_ms", ms);
+			json_uint("peak_braked", m->brake_peak);
+			json_uint("brakes", brakes);
+		}
+		json_end_object();
+		json_done();
+	} else if (*what == 'b') {
+		printf("brake mux %s: %u of %u transports braked, %llu B unread (%llu held)\n",
+		       m->name, f->braked, f->transports, U(f->unread_bytes), U(f->held_bytes));
+	} else {
+		printf("release mux %s: windows open again after %llu ms (at most %u braked, %llu "
+		       "brakes)\n", m->name, U(ms), m->brake_peak, U(brakes));
+	}
+	fflush(stdout);
+	m->events++;
+	if (m->max_events && m->events >= m->max_events)
+		stop = 1;
+}
+
+/*
+ * Braking episodes: from the first transport braked to the moment none is. Looked at
+ * every poll, so an episode shorter than that shows as one "release" with the brakes
+ * counted since the last look.
+ */
+static void check_brakes(struct monitor *m)
+{
+	struct kcm_flow f = { .sz = sizeof(f) };
+	__u64 now = mono_ns();
+	uint64_t brakes;
+
+	if (!m->mux || kcm_mux_flow(m->mux, &f))
+		return;
+	brakes = f.brakes - m->brakes_seen;
+	if (f.braked && !m->brake_start_ns) {
+		m->brake_start_ns = now;
+		m->brake_peak = 0;
+		print_brake(m, "brake", &f, now, brakes);
+	}
+	if (f.braked > m->brake_peak)
+		m->brake_peak = f.braked;
+	if (!f.braked && (m->brake_start_ns || brakes)) {
+		if (!m->brake_start_ns)
+			m->brake_start_ns = now;
+		print_brake(m, "release", &f, now, brakes);
+		m->brake_start_ns = 0;
+		m->brakes_seen = f.brakes;
+	}
 }
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -460,6 +528,7 @@ static void monitor_close(struct monitor *m)
 		close(m->stats_fd); /* the kernel stops timing programs with the last such fd */
 	if (m->cgroup_fd >= 0)
 		close(m->cgroup_fd);
+	kcm_mux_close(m->mux);
 	pinned_close(&m->pins);
 }
 
@@ -505,6 +574,13 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 	if (!m->rb)
 		return fail("failed to read the events of mux '%s': %s", m->name, strerror(errno));
 	m->start_ns = mono_ns();
+	m->mux = kcm_mux_open(m->name);
+	if (m->mux) {
+		struct kcm_flow f = { .sz = sizeof(f) };
+
+		if (!kcm_mux_flow(m->mux, &f))
+			m->brakes_seen = f.brakes;
+	}
 	if (attach(m, cgroup))
 		return EXIT_FAIL;
 	arm_new(m);
@@ -518,6 +594,7 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 				    strerror(-err));
 		if (stop || (deadline && mono_ns() >= deadline))
 			break;
+		check_brakes(m);
 		if (mono_ns() - last_scan >= RESCAN_NS) {
 			arm_new(m);
 			last_scan = mono_ns();
@@ -544,7 +621,9 @@ static void help(void)
 	       "  --rto           every retransmission timeout\n"
 	       "  --state         every TCP state change (a transport's death is always shown,\n"
 	       "                  with its error: 104 reset, 110 timed out, 0 closed)\n"
-	       "Parse errors of the data plane are shown too.\n\n"
+	       "Parse errors of the data plane are shown too, and flow control's braking\n"
+	       "episodes: \"brake\" when the mux starts closing transports' TCP windows because\n"
+	       "its KCM sockets are full (or none exists), \"release\" when all are open again.\n\n"
 	       "  --cgroup PATH   attach to this cgroup v2 (default: its root, which sees every\n"
 	       "                  socket; a narrower one sees only sockets created in it)\n"
 	       "  --count N       exit after N events\n"

@@ -195,12 +195,14 @@ static int show_stats(const char *name, int ncpu)
 		json_string("name", name);
 		json_uint("time_ms", (uint64_t)time(NULL) * 1000);
 		show_totals(&p, ncpu);
+		show_flow(name);
 		show_members(&p, ncpu);
 		show_transports(&p);
 		json_end_object();
 	} else {
 		printf("mux %s\n", name);
 		show_totals(&p, ncpu);
+		show_flow(name);
 		show_members(&p, ncpu);
 		show_transports(&p);
 	}

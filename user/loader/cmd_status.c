@@ -306,6 +306,7 @@ static int show_mux(const char *name, int ncpu)
 	show_transports(&p, &stale);
 	show_members(&p, ncpu, &stale);
 	show_counters(&p, ncpu);
+	show_flow(name);
 	if (problems)
 		state = "broken";
 	if (env.json) {

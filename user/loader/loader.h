@@ -29,6 +29,9 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 bool pid_alive(pid_t pid);
 
+/* flow_show.c: a mux's flow-control state (status, stats) */
+void show_flow(const char *name);
+
 int cmd_create(int argc, char **argv);
 int cmd_destroy(int argc, char **argv);
 int cmd_clean(int argc, char **argv);

@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -124,10 +123,6 @@ static void brake(struct kcm_mux *mux, struct kcm_flowctl *ctl, struct kcm_trans
 	if (!done)
 		return;
 	__atomic_fetch_add(&mux->flow->ballast[t->slot], done, __ATOMIC_RELEASE);
-	if (getenv("KCM_FLOW_DEBUG"))
-		fprintf(stderr, "%llu brake slot %u +%zu (had %llu)\n",
-			(unsigned long long)(kcm_now_ns() / 1000), t->slot, done,
-			(unsigned long long)have);
 	if (have)
 		return; /* topped up */
 	__atomic_fetch_add(&mux->flow->brakes, 1, __ATOMIC_RELAXED);
@@ -151,9 +146,6 @@ static bool release(struct kcm_mux *mux, struct kcm_transport *t, char *sink)
 		left -= n;
 		__atomic_fetch_sub(&mux->flow->ballast[t->slot], n, __ATOMIC_RELEASE);
 	}
-	if (getenv("KCM_FLOW_DEBUG"))
-		fprintf(stderr, "%llu release slot %u left %llu\n",
-			(unsigned long long)(kcm_now_ns() / 1000), t->slot, (unsigned long long)left);
 	if (left)
 		return false;
 	__atomic_fetch_add(&mux->flow->releases, 1, __ATOMIC_RELAXED);
@@ -206,19 +198,6 @@ static bool tick(struct kcm_mux *mux, struct kcm_flowctl *ctl)
 		pthread_mutex_unlock(&ctl->hold->rlock);
 	}
 	room = room_of(mux, &st, &full);
-	if (getenv("KCM_FLOW_DEBUG")) {
-		static uint64_t last;
-		uint64_t now = kcm_now_ns(), tot = 0;
-
-		for (__u32 i = 0; i < st.nmembers; i++)
-			tot += kcm_credits_unread(mux, st.slots[i]);
-		if (now - last > 20000000) {
-			fprintf(stderr, "%llu unread %llu room %llu\n",
-				(unsigned long long)(now / 1000), (unsigned long long)tot,
-				(unsigned long long)room);
-			last = now;
-		}
-	}
 	if (ctl->brake_fd < 0)
 		return false;
 	kcm_tx_refresh(mux);

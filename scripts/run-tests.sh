@@ -81,6 +81,9 @@ for suite in tests/bats/*.bats; do
 done
 # The traffic cases again, through the shipped Thrift parser program (parser SDK).
 KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o run_suite tests/bats/traffic.bats traffic-sdk
+# And once more with the parser's user-space build splitting batches (kcm-loader --frame).
+KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o KCM_TRAFFIC_SPLIT=thrift \
+	run_suite tests/bats/traffic.bats traffic-split
 
 echo "== leftovers"
 if [ $root = 1 ]; then

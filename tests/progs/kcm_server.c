@@ -33,7 +33,8 @@ struct opts {
 	struct kcm_framing framing;
 	bool framing_is_test;
 	const char *prog;
-	const char *split;	/* --split: the shipped parser that splits batches */	/* parser object instead of --framing */
+	const char *split;	/* --split: the shipped parser that splits batches */
+	uint32_t rx_window;	/* --rx-window: flow-control window per KCM socket */	/* parser object instead of --framing */
 	uint32_t max;
 	uint32_t batch;
 	enum kcm_policy policy;
@@ -123,8 +124,9 @@ static void usage(FILE *f)
 "  --framing SPEC       length framing, e.g. u32be+4 (default), u16be+2, thrift\n"
 "  --prog OBJ           find messages with this parser object instead (kcm_parser.h)\n"
 "  --split NAME         with --prog: batch, split by shipped parser NAME\n"
+"  --rx-window BYTES    unread bytes a KCM socket may hold before steering skips it\n"
 "  --max BYTES          largest message (mux max_msg_size, default 64 KiB)\n"
-"  --batch N            messages per redirect, 1..64 (default 1)\n"
+"  --batch N            messages per redirect, 1..1024 (default: every complete one)\n"
 "  --policy P           round-robin by 'messages' (default) or 'bytes'\n"
 "  --conns N            accept exactly N connections (default 1, max %d)\n"
 "  --expect N           finish once N messages arrived (0: when all peers are gone)\n"
@@ -153,13 +155,14 @@ static void parse_args(int argc, char **argv)
 	enum { O_LISTEN = 256, O_WORKERS, O_FRAMING, O_MAX, O_BATCH, O_POLICY, O_CONNS,
 	       O_EXPECT, O_EXPECT_ERRORS, O_PER_CONN, O_REPLY, O_RCVTIMEO, O_ATTACH_DELAY,
 	       O_RCVBUF, O_PIN, O_READY, O_ATTACHED, O_TIMEOUT, O_JSON, O_NO_VERIFY, O_PROG,
-	       O_KEEPALIVE, O_USER_TIMEOUT, O_HELP, O_SPLIT };
+	       O_KEEPALIVE, O_USER_TIMEOUT, O_HELP, O_SPLIT, O_RX_WINDOW };
 	static const struct option lo[] = {
 		{ "listen", required_argument, NULL, O_LISTEN },
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "framing", required_argument, NULL, O_FRAMING },
 		{ "prog", required_argument, NULL, O_PROG },
 		{ "split", required_argument, NULL, O_SPLIT },
+		{ "rx-window", required_argument, NULL, O_RX_WINDOW },
 		{ "keepalive", required_argument, NULL, O_KEEPALIVE },
 		{ "user-timeout", required_argument, NULL, O_USER_TIMEOUT },
 		{ "max", required_argument, NULL, O_MAX },
@@ -196,6 +199,9 @@ static void parse_args(int argc, char **argv)
 		case O_SPLIT:
 			o.split = optarg;
 			break;
+		case O_RX_WINDOW:
+			o.rx_window = parse_num("--rx-window", optarg, 4096, UINT32_MAX);
+			break;
 		case O_PROG:
 			o.prog = optarg;
 			break;
@@ -223,7 +229,7 @@ static void parse_args(int argc, char **argv)
 			o.max = parse_num("--max", optarg, 1, 256u << 20);
 			break;
 		case O_BATCH:
-			o.batch = parse_num("--batch", optarg, 1, 64);
+			o.batch = parse_num("--batch", optarg, 1, 1024);
 			break;
 		case O_POLICY:
 			if (!strcmp(optarg, "messages"))
@@ -772,6 +778,7 @@ int main(int argc, char **argv)
 	mo.framing = o.framing;
 	mo.parser = o.prog;
 	mo.splitter = o.split;
+	mo.rx_window = o.rx_window;
 	mo.max_msg_size = o.max;
 	mo.batch = o.batch;
 	mo.policy = o.policy;

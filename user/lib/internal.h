@@ -183,6 +183,7 @@ uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int
 
 /* transports.c */
 int kcm_tx_refresh(struct kcm_mux *mux);
+int kcm_tx_refresh_force(struct kcm_mux *mux, bool force);
 /* This process's transport with @cookie, or NULL; the caller holds tx_lock. */
 struct kcm_transport *kcm_tx_find(struct kcm_mux *mux, uint64_t cookie);
 void kcm_tx_clear(struct kcm_mux *mux);

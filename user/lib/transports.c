@@ -235,8 +235,9 @@ static int attach_locked(struct kcm_mux *mux, int fd, uint64_t cookie, pid_t pid
 		return err;
 	}
 	kcm_flowctl_attach(mux, slot, fd);
-	kick_parser(fd);
+	/* publish it for transmit (other processes import it) before it delivers */
 	err = kcm_config_bump(mux);
+	kick_parser(fd);
 	return err ? err : (int)slot;
 }
 
@@ -432,6 +433,12 @@ int kcm_unattach(struct kcm_mux *mux, int tcpfd)
  */
 int kcm_tx_refresh(struct kcm_mux *mux)
 {
+	return kcm_tx_refresh_force(mux, false);
+}
+
+/* @force: look at the maps even if the generation did not move. */
+int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
+{
 	struct kcm_transport_info info;
 	__u32 gen;
 	__u64 cookie;
@@ -439,7 +446,7 @@ int kcm_tx_refresh(struct kcm_mux *mux)
 	if (!mux->name[0])
 		return 0;
 	gen = kcm_config_generation(mux);
-	if (gen == mux->tx_generation)
+	if (gen == mux->tx_generation && !force)
 		return 0;
 	pthread_mutex_lock(&mux->lock);
 	/* drop what left */

@@ -217,6 +217,15 @@ static ssize_t send_message(struct kcm_sock *ks, const struct msghdr *msg, size_
 		return r;
 	pthread_rwlock_rdlock(&mux->tx_lock);
 	r = send_locked_table(mux, msg, total, nonblock, &used);
+	if (r == -ENOTCONN && mux->name[0]) {
+		/* a message can arrive on a transport just before its attach is published */
+		pthread_rwlock_unlock(&mux->tx_lock);
+		r = kcm_tx_refresh_force(mux, true);
+		if (r)
+			return r;
+		pthread_rwlock_rdlock(&mux->tx_lock);
+		r = send_locked_table(mux, msg, total, nonblock, &used);
+	}
 	if (r >= 0 && used)
 		kcm_stats_tx(mux, used->slot, ks->slot, msgs, total);
 	pthread_rwlock_unlock(&mux->tx_lock);

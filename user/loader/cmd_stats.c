@@ -90,7 +90,7 @@ static void show_members(struct pinned *p, int ncpu)
 
 		if (bpf_map_lookup_elem(p->map[KCM_MAP_GROUP], &slot, &cookie) ||
 		    bpf_map_lookup_elem(p->map[KCM_MAP_MEMBER_INFO], &slot, &info) ||
-		    info.cookie != cookie)
+		    info.cookie != cookie || info.hold)
 			continue;
 		if (!bpf_map_lookup_elem(p->map[KCM_MAP_MEMBER_COUNTERS], &slot, mc))
 			for (int c = 0; c < ncpu; c++) {

@@ -144,6 +144,8 @@ static void show_members(struct pinned *p, int ncpu, int *stale)
 
 		if (!in_map && !has_info)
 			continue;
+		if (has_info && info.hold)
+			continue; /* the flow controller's hold queue: "flow" shows what it holds */
 		if (!bpf_map_lookup_elem(p->map[KCM_MAP_MEMBER_COUNTERS], &slot, mc))
 			for (int c = 0; c < ncpu; c++) {
 				msgs += mc[c].msgs;

@@ -72,7 +72,8 @@ start_consumer_and_holder() {
 
 @test "two transports with different parsers in one mux feed one group" {
 	netns_setup
-	"$LOADER" create "$MUX" --frame thrift
+	# without a splitter: a mux that splits batches with one parser refuses others
+	"$LOADER" create "$MUX" --prog "$BUILD/parsers/thrift.bpf.o"
 	start_consumer_and_holder 2 900
 	bg_run in_client "$PROGS/kcm_client" --connect "$IP_S:7200" --count 500 \
 		--size 12:2000 --mode pipeline --conn-base 0 --hold 30
@@ -134,9 +135,30 @@ start_consumer_and_holder() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"the verifier rejected parser"*"invalid access to packet"* ]]
 	[[ "$output" != *"hint: run as root"* ]]
-	run "$LOADER" create "$MUX-b" --frame thrift --batch 4
+	run "$LOADER" create "$MUX-b" --prog "$BUILD/parsers/thrift.bpf.o" --batch 4
 	[ "$status" -eq 2 ]
+	[[ "$output" == *"no splitter"* ]]
+	run "$LOADER" create "$MUX-b" --prog "$BUILD/parsers/thrift.bpf.o" --split nosuch
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"no shipped parser is called 'nosuch'"* ]]
 	[ ! -e "/sys/fs/bpf/kcm/$MUX-b" ]
+}
+
+@test "--frame batches with the parser's user-space build; such a mux refuses other parsers" {
+	netns_setup
+	"$LOADER" create "$MUX" --frame thrift
+	run "$LOADER" status "$MUX" --json
+	[ "$(echo "$output" | jq '.[0].batch')" = 1024 ]
+	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:7201" --ready-file "$TMP/holder"
+	wait_listen 7201
+	bg_run in_client "$PROGS/kcm_client" --connect "$IP_S:7201" --count 1 --hold 30
+	wait_for_file "$TMP/holder"
+	read -r pid fd < "$TMP/holder"
+	run "$LOADER" attach "$MUX" --pid "$pid" --fd "$fd" \
+		--prog "$BUILD/tests/parsers/thrift_checked.bpf.o"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"splits messages with the 'thrift' parser"* ]]
 }
 
 @test "parsers lists every shipped parser with its object" {

@@ -666,14 +666,9 @@ static int make_mux(void)
 	mo.member_rcvbuf = o.member_rcvbuf;
 	mo.pin_name = o.pin;
 	mo.rx_window = o.window;
-	mux = kcm_mux_create(&mo);
-	if (!mux) {
-		const char *why = kcm_last_error();
-
-		fprintf(stderr, PROG ": failed to create mux%s%s: %s\n", o.pin ? " " : "",
-			o.pin ? o.pin : "", why && *why ? why : strerror(errno));
+	mux = mux_create_verbose(&mo);
+	if (!mux)
 		return -1;
-	}
 	return 0;
 }
 

@@ -784,14 +784,9 @@ int main(int argc, char **argv)
 	mo.policy = o.policy;
 	mo.transport_rcvbuf = o.rcvbuf;
 	mo.pin_name = o.pin;
-	mux = kcm_mux_create(&mo);
-	if (!mux) {
-		const char *why = kcm_last_error();
-
-		fprintf(stderr, PROG ": failed to create mux%s%s: %s\n", o.pin ? " " : "",
-			o.pin ? o.pin : "", why && *why ? why : strerror(errno));
+	mux = mux_create_verbose(&mo);
+	if (!mux)
 		return 1;
-	}
 	for (; started < o.workers; started++) {
 		struct worker *w = &workers[started];
 

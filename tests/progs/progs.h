@@ -61,6 +61,20 @@ static inline uint64_t parse_num(const char *opt, const char *s, uint64_t min, u
 			    (unsigned long long)min, (unsigned long long)max);
 	return val;
 }
+
+/* kcm_mux_create(), or NULL after saying why on stderr (kcm_last_error()). */
+static inline struct kcm_mux *mux_create_verbose(const struct kcm_mux_opts *mo)
+{
+	struct kcm_mux *mux = kcm_mux_create(mo);
+	const char *why;
+
+	if (mux)
+		return mux;
+	why = kcm_last_error();
+	fprintf(stderr, PROG ": failed to create mux%s%s: %s\n", mo->pin_name ? " " : "",
+		mo->pin_name ? mo->pin_name : "", why && *why ? why : strerror(errno));
+	return NULL;
+}
 #endif
 
 static inline uint64_t now_ns(void)

@@ -34,6 +34,7 @@
 #define FOLLOW_NS 100000000ull	/* a process not in charge checks the lock this often */
 #define HOLD_DRAIN_NS 2000000ull /* moving held messages, per tick */
 #define BALLAST_CHUNK (256 * 1024)
+#define LEND_NS 50000000ull	/* a release stuck this long lends room (release()) */
 
 struct kcm_flowctl {
 	pthread_t thread;
@@ -46,6 +47,9 @@ struct kcm_flowctl {
 	unsigned int next;	/* where the search for a transport to brake starts */
 	uint64_t braked_at[KCM_MAX_TRANSPORTS];
 	int rcvbuf[KCM_MAX_TRANSPORTS];
+	int lent[KCM_MAX_TRANSPORTS];	/* SO_RCVBUF before a release lent it room, or 0 */
+	uint64_t stuck_since[KCM_MAX_TRANSPORTS]; /* first release that found input queued */
+	uint64_t cookie[KCM_MAX_TRANSPORTS];	/* whose the state above is */
 	char *sink;		/* ballast read back */
 };
 
@@ -100,56 +104,114 @@ static int rcvbuf_of(struct kcm_flowctl *ctl, struct kcm_transport *t, bool fres
 	return ctl->rcvbuf[t->slot];
 }
 
-/* Close @t's window: ballast up to the size of its receive buffer. */
+/* @t's receive buffer without what a release lent it. */
+static int base_rcvbuf(struct kcm_flowctl *ctl, struct kcm_transport *t)
+{
+	return ctl->lent[t->slot] ? ctl->lent[t->slot] : rcvbuf_of(ctl, t, false);
+}
+
+static bool is_braked(struct kcm_mux *mux, struct kcm_flowctl *ctl, struct kcm_transport *t)
+{
+	return __atomic_load_n(&mux->flow->ballast[t->slot], __ATOMIC_ACQUIRE) &&
+	       !ctl->lent[t->slot];
+}
+
+/*
+ * Close @t's window: ballast up to the size of its receive buffer. A transport a release
+ * lent room to (see release()) closes by giving that room back.
+ */
 static void brake(struct kcm_mux *mux, struct kcm_flowctl *ctl, struct kcm_transport *t)
 {
 	uint64_t have = __atomic_load_n(&mux->flow->ballast[t->slot], __ATOMIC_ACQUIRE);
-	size_t want = rcvbuf_of(ctl, t, true), done = 0;
+	bool was_open = !have || ctl->lent[t->slot];
+	size_t want, done = 0;
 	ssize_t n;
 
-	if (have >= want)
-		return;
-	want -= have;
-
+	if (ctl->lent[t->slot]) {
+		kcm_set_buf(t->fd, SO_RCVBUF, SO_RCVBUFFORCE, ctl->lent[t->slot] / 2);
+		ctl->lent[t->slot] = 0;
+	}
+	want = rcvbuf_of(ctl, t, true);
 	__atomic_store_n(&mux->flow->brake_slot, t->slot, __ATOMIC_RELEASE);
-	while (done < want) {
-		size_t chunk = want - done < BALLAST_CHUNK ? want - done : BALLAST_CHUNK;
+	while (have + done < want) {
+		size_t chunk = want - have - done < BALLAST_CHUNK ? want - have - done :
+			       BALLAST_CHUNK;
 
 		n = send(ctl->brake_fd, ctl->sink, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n <= 0)
 			break;
 		done += n;
 	}
-	if (!done)
-		return;
-	__atomic_fetch_add(&mux->flow->ballast[t->slot], done, __ATOMIC_RELEASE);
-	if (have)
-		return; /* topped up */
+	if (done)
+		__atomic_fetch_add(&mux->flow->ballast[t->slot], done, __ATOMIC_RELEASE);
+	if (!was_open || !(have + done))
+		return; /* topped up, or nothing written */
 	__atomic_fetch_add(&mux->flow->brakes, 1, __ATOMIC_RELAXED);
 	ctl->braked_at[t->slot] = kcm_now_ns();
+	ctl->stuck_since[t->slot] = 0;
 }
 
 /*
- * Read @t's ballast back. The kernel refuses (EAGAIN) while strparser input is still
- * queued on the transport, and its retry queues the strparser work: so never wait here,
- * try again next tick. Returns true when the window is open again.
+ * Open @t's window again by reading its ballast back; true when it is open. The kernel
+ * refuses (EAGAIN) while strparser input is still queued on the transport, and its retry
+ * queues the strparser work: so never wait here, try again next look. Input stays queued
+ * for good when strparser waits for the rest of a message that the closed window keeps
+ * out (it leaves the start of a large message in the queue until all of it is there).
+ * After LEND_NS of that, the release lends the transport room instead: its receive
+ * buffer grows by the ballast, so the window opens (the peer learns it from its next
+ * window probe) and the message can complete. Later looks read the ballast and give the
+ * room back; a brake meanwhile just takes the room back.
  */
-static bool release(struct kcm_mux *mux, struct kcm_transport *t, char *sink)
+static bool release(struct kcm_mux *mux, struct kcm_flowctl *ctl, struct kcm_transport *t)
 {
 	uint64_t left = __atomic_load_n(&mux->flow->ballast[t->slot], __ATOMIC_ACQUIRE);
-	ssize_t n;
+	bool lent = ctl->lent[t->slot];
+	uint64_t now = kcm_now_ns();
+	ssize_t n = 0;
+	int have;
 
 	while (left) {
-		n = recv(t->fd, sink, left < BALLAST_CHUNK ? left : BALLAST_CHUNK, MSG_DONTWAIT);
+		n = recv(t->fd, ctl->sink, left < BALLAST_CHUNK ? left : BALLAST_CHUNK,
+			 MSG_DONTWAIT);
 		if (n <= 0)
 			break;
 		left -= n;
 		__atomic_fetch_sub(&mux->flow->ballast[t->slot], n, __ATOMIC_RELEASE);
 	}
-	if (left)
+	if (!left) {
+		if (lent) {
+			kcm_set_buf(t->fd, SO_RCVBUF, SO_RCVBUFFORCE, ctl->lent[t->slot] / 2);
+			ctl->lent[t->slot] = 0;
+			rcvbuf_of(ctl, t, true);
+		} else {
+			__atomic_fetch_add(&mux->flow->releases, 1, __ATOMIC_RELAXED);
+		}
+		ctl->stuck_since[t->slot] = 0;
+		return true;
+	}
+	if (lent)
+		return true;
+	if (n >= 0 || errno != EAGAIN) /* no ballast (closed?): it leaves with its psock */
 		return false;
+	if (!ctl->stuck_since[t->slot])
+		ctl->stuck_since[t->slot] = now;
+	if (now - ctl->stuck_since[t->slot] < LEND_NS)
+		return false;
+	have = rcvbuf_of(ctl, t, true);
+	if (have <= 0 || kcm_set_buf(t->fd, SO_RCVBUF, SO_RCVBUFFORCE, (int)((have + left) / 2)))
+		return false;
+	ctl->lent[t->slot] = have;
 	__atomic_fetch_add(&mux->flow->releases, 1, __ATOMIC_RELAXED);
 	return true;
+}
+
+/*
+ * Room the open transports need: half a receive buffer each, but never more than half the
+ * room there is when empty, or many transports would keep the mux braked for good.
+ */
+static uint64_t need(uint64_t open_b, uint64_t full)
+{
+	return open_b < full / 2 ? open_b : full / 2;
 }
 
 /* Bytes the receive-enabled members can still take under the window; @full: when empty. */
@@ -174,9 +236,9 @@ static uint64_t room_of(struct kcm_mux *mux, const struct kcm_steer *st, uint64_
 /*
  * One look at the mux: move held messages on, then brake the transports the room cannot
  * absorb and release braked ones, longest braked first, once there is room for them
- * with margin. Each open transport needs room for half its receive buffer: what it has
- * queued when the ballast lands still reaches the verdict, and segments in flight
- * beyond the buffer are dropped by TCP and sent again later.
+ * with margin. Each open transport needs room for half its receive buffer (need()):
+ * what it has queued when the ballast lands still reaches the verdict, and segments in
+ * flight beyond the buffer are dropped by TCP and sent again later.
  * Receive buffers larger than the room must not stop the mux for good: the last open
  * transport is braked only when the room is below a quarter of its size when empty,
  * and with every transport braked one is released once half the room is back.
@@ -206,20 +268,27 @@ static bool tick(struct kcm_mux *mux, struct kcm_flowctl *ctl)
 	for (unsigned int i = 0; i < n; i++) {
 		struct kcm_transport *t = mux->tx[(ctl->next + i) % n];
 
-		if (__atomic_load_n(&mux->flow->ballast[t->slot], __ATOMIC_ACQUIRE)) {
+		if (ctl->cookie[t->slot] != t->cookie) { /* a new transport in this slot */
+			ctl->cookie[t->slot] = t->cookie;
+			ctl->lent[t->slot] = ctl->rcvbuf[t->slot] = 0;
+			ctl->stuck_since[t->slot] = ctl->braked_at[t->slot] = 0;
+		}
+		if (ctl->lent[t->slot])
+			release(mux, ctl, t); /* reads the ballast and gives the room back */
+		if (is_braked(mux, ctl, t)) {
 			brake(mux, ctl, t); /* tops up a buffer that grew */
 			nbraked++;
 			continue;
 		}
 		open[nopen++] = t;
-		open_b += rcvbuf_of(ctl, t, false) / 2;
+		open_b += base_rcvbuf(ctl, t) / 2;
 	}
 	/* brake, starting after the one braked last time */
-	for (unsigned int i = 0; i < nopen && room < open_b; i++) {
+	for (unsigned int i = 0; i < nopen && room < need(open_b, full); i++) {
 		if (i == nopen - 1 && room * 4 >= full)
 			break;
+		open_b -= base_rcvbuf(ctl, open[i]) / 2;
 		brake(mux, ctl, open[i]);
-		open_b -= rcvbuf_of(ctl, open[i], false) / 2;
 		ctl->next = (ctl->next + i + 1) % n;
 		nbraked++;
 	}
@@ -230,25 +299,25 @@ static bool tick(struct kcm_mux *mux, struct kcm_flowctl *ctl)
 		for (unsigned int i = 0; i < n; i++) {
 			struct kcm_transport *t = mux->tx[i];
 
-			if (__atomic_load_n(&mux->flow->ballast[t->slot], __ATOMIC_ACQUIRE) &&
+			if (is_braked(mux, ctl, t) &&
 			    (!oldest || ctl->braked_at[t->slot] < ctl->braked_at[oldest->slot]))
 				oldest = t;
 		}
 		if (!oldest)
 			break;
-		if (room * 2 < (open_b + rcvbuf_of(ctl, oldest, false) / 2) * 3 &&
+		if (room * 2 < need(open_b + base_rcvbuf(ctl, oldest) / 2, full) * 3 &&
 		    (open_b || room * 2 < full))
 			break;
-		if (!release(mux, oldest, ctl->sink)) {
+		if (!release(mux, ctl, oldest)) {
 			ctl->braked_at[oldest->slot] = kcm_now_ns(); /* retry after the others */
 			break;
 		}
-		open_b += rcvbuf_of(ctl, oldest, false) / 2;
+		open_b += base_rcvbuf(ctl, oldest) / 2;
 		nbraked--;
 	}
 	pthread_rwlock_unlock(&mux->tx_lock);
 	__atomic_store_n(&mux->flow->braked, nbraked, __ATOMIC_RELAXED);
-	return nbraked || room < open_b * 2;
+	return nbraked || room < need(open_b, full) * 2;
 }
 
 static void hold_close(struct kcm_mux *mux, struct kcm_flowctl *ctl)
@@ -294,7 +363,7 @@ static void resign(struct kcm_mux *mux, struct kcm_flowctl *ctl)
 		kcm_tx_refresh(mux);
 		pthread_rwlock_rdlock(&mux->tx_lock);
 		for (unsigned int i = 0; i < mux->ntx; i++)
-			left |= !release(mux, mux->tx[i], ctl->sink);
+			left |= !release(mux, ctl, mux->tx[i]);
 		pthread_rwlock_unlock(&mux->tx_lock);
 	} while (left && kcm_now_ns() < end && !usleep(1000));
 	if (ctl->hold) {

@@ -596,7 +596,8 @@ SEC("sk_skb/stream_verdict")
 int kcm_requeue(struct __sk_buff *skb)
 {
 	struct kcm_counters *c = cnt();
-	__u32 msgs = batch_msgs(skb, 0, skb->len);
+	/* with parser programs libkcm moves one message per datagram */
+	__u32 msgs = cfg_split ? 1 : batch_msgs(skb, 0, skb->len);
 	int ret = kcm_steer(skb, msgs, skb->len);
 
 	if (c && ret == SK_PASS)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Receive and transmit benchmarks: run the matrix with rx_bench (kcm, kcm-batch, demux,
-# direct; every cell R times, variants interleaved), tx_bench once, and write
-# docs/benchmarks.md with its plots in docs/bench/ (scripts/bench_report.py).
+# Receive and transmit benchmarks: run the matrix with rx_bench (kcm, kcm-batch, kcm-frame,
+# kcm-prog, demux, direct; every cell R times, variants interleaved), flow control's stall
+# cells with flow_check (one of 2, one of 4 and all of 4 workers stalled), tx_bench once,
+# and write docs/benchmarks.md with its plots in docs/bench/ (scripts/bench_report.py).
 #
 #   scripts/bench.sh [--quick] [--runs R] [--only REGEX] [--variants LIST] [--no-tx]
 #                    [--report-only]
@@ -11,8 +12,9 @@
 #   --runs R       runs per variant and cell (default 5; QUICK: 1)
 #   --only REGEX   only the cells whose label matches (labels: "firehose 1024B 4x2",
 #                  "reqresp K=16 64B 16x4", "hot 90% 1024B 4x2", "stall 2000ms 1024B 4x2")
-#   --variants L   comma-separated subset of kcm,kcm-batch,demux,direct
+#   --variants L   comma-separated subset of kcm,kcm-batch,kcm-frame,kcm-prog,demux,direct
 #   --no-tx        skip the transmit benchmark
+#   --no-flow      skip the flow-control stall cells
 #   --report-only  write the report again from the results of the last run (no root)
 #
 # Environment: QUICK=1 (as --quick), RUNS, OUT (report path), DATA (folder for
@@ -36,8 +38,9 @@ quick=${QUICK:-}
 [ "$quick" = 0 ] && quick=
 runs=${RUNS:-}
 only=
-variants="kcm kcm-batch demux direct"
+variants="kcm kcm-batch kcm-frame kcm-prog demux direct"
 do_tx=1
+do_flow=1
 report_only=
 cmdline="scripts/bench.sh${*:+ $*}"
 while [ $# -gt 0 ]; do
@@ -47,6 +50,7 @@ while [ $# -gt 0 ]; do
 	--only) only=${2:?}; shift 2 ;;
 	--variants) variants=${2:?}; variants=${variants//,/ }; shift 2 ;;
 	--no-tx) do_tx=; shift ;;
+	--no-flow) do_flow=; shift ;;
 	--report-only) report_only=1; shift ;;
 	-h|--help) usage; exit 0 ;;
 	*) echo "bench: unknown option '$1' (try --help)" >&2; exit 2 ;;
@@ -55,8 +59,9 @@ done
 [ -n "$quick" ] && cmdline="QUICK=1 $cmdline"
 for v in $variants; do
 	case $v in
-	kcm|kcm-batch|demux|direct) ;;
-	*) echo "bench: unknown variant '$v' (kcm, kcm-batch, demux, direct)" >&2; exit 2 ;;
+	kcm|kcm-batch|kcm-frame|kcm-prog|demux|direct) ;;
+	*) echo "bench: unknown variant '$v' (kcm, kcm-batch, kcm-frame, kcm-prog, demux," \
+		"direct)" >&2; exit 2 ;;
 	esac
 done
 runs=${runs:-$([ -n "$quick" ] && echo 1 || echo 5)}
@@ -91,6 +96,7 @@ done
 report() {
 	local txa=()
 	[ -s "$txjson" ] && txa=(--tx "$txjson")
+	[ -s "$data/flow.jsonl" ] && txa+=(--flow "$data/flow.jsonl")
 	"$python" scripts/bench_report.py --results "$results" --meta "$meta" "${txa[@]}" --out "$out" \
 		${MEM_BOUND:+--mem-bound "$MEM_BOUND"}
 }
@@ -279,6 +285,37 @@ for c in "${selected[@]}"; do
 	done
 done
 
+# ---- flow control: stall cells (flow_check; its JSON lines go to flow.jsonl) ----
+flow_status=0
+flowjson=$data/flow.jsonl
+: >"$flowjson"
+if [ -n "$do_flow" ]; then
+	fc=${FLOW_CHECK:-$build/tests/flow_check}
+	flow_ms=$([ -n "$quick" ] && echo 300 || echo 2000)
+	for cfg in "one 2" "one 4" "all 4"; do
+		# shellcheck disable=SC2086
+		set -- $cfg
+		for ((rep = 1; rep <= runs; rep++)); do
+			echo "== flow: $fc stall --stall $1 --workers $2 --conns 4 --stall-ms $flow_ms" >>"$log"
+			line=$(timeout --foreground -k 5 120 unshare -n sh -c 'ip link set lo up && exec "$@"' \
+				sh "$fc" stall --stall "$1" --workers "$2" --conns 4 --stall-ms "$flow_ms" \
+				--max-inflight $((256 << 20)) --timeout 60 --json 2>>"$log" | grep -m1 '^{' ||
+				true)
+			if [ -z "$line" ] || ! jq -e '.result == "done" and .missing == 0 and
+				.duplicates == 0 and .corrupt == 0' >/dev/null 2>&1 <<<"$line"; then
+				flow_status=1
+				echo "bench: flow stall $1 of $2 run $rep failed or lost messages" >&2
+			fi
+			[ -z "$line" ] || jq -c --argjson rep "$rep" '. + {rep: $rep}' <<<"$line" >>"$flowjson"
+			printf 'flow: stall %s of %s workers run %d/%d ... %s\n' "$1" "$2" "$rep" "$runs" \
+				"$(jq -r '"peak unread \((.peak_unread_per_worker | max) / 1048576 * 10 |
+				floor / 10) MiB, charged \(.peak_charged / 1048576 | floor) MiB, others \(
+				.others_ratio // "-"), back in \(.recovery_ms // "?") ms"' <<<"${line:-{\}}" \
+				2>/dev/null)" >&2
+		done
+	done
+fi
+
 tx_status=0
 if [ -n "$do_tx" ]; then
 	echo "bench: transmit: $txb ${tx_args[*]} --json (progress in $log)" >&2
@@ -341,5 +378,6 @@ if [ "$bad" -gt 0 ]; then
 	status=1
 fi
 [ "$tx_status" -eq 0 ] || status=1
+[ "$flow_status" -eq 0 ] || status=1
 [ $status -eq 0 ] && echo "bench: all $total receive runs intact${do_tx:+, transmit intact}" >&2
 exit $status

@@ -20,10 +20,13 @@ import subprocess
 import sys
 import tempfile
 
-VARIANTS = ["kcm", "kcm-batch", "demux", "direct"]
-TUNED = {"kcm": "default settings (batch 1, 32 MiB KCM socket buffers)",
-         "kcm-batch": "batch 1024 (the documented tuning)"}
+VARIANTS = ["kcm", "kcm-batch", "kcm-frame", "kcm-prog", "demux", "direct"]
+TUNED = {"kcm": "default settings (adaptive batching, flow control)",
+         "kcm-batch": "batch 1024 set explicitly",
+         "kcm-frame": "the Thrift parser program with its splitter (kcm-loader --frame)",
+         "kcm-prog": "the Thrift parser program, one message per redirect"}
 COLORS = {"kcm": "#1f77b4", "kcm-batch": "#2ca02c", "demux": "#d62728", "direct": "#7f7f7f",
+          "kcm-frame": "#8c564b", "kcm-prog": "#e377c2",
           "skmsg": "#ff7f0e", "mutex": "#9467bd"}
 KINDS = ["firehose", "reqresp", "hot", "stall"]
 
@@ -619,10 +622,13 @@ class Report:
                "length-prefixed messages (4-byte big-endian length, then the connection, a "
                "sequence number, a send timestamp, and a tag in the last 8 bytes) to W workers "
                "that check every message (length, connection, sequence bitmap, tag).", "",
-               "- **kcm**: libkcm at its default settings (`batch` 1: one message per redirect, "
-               "strict round-robin), one KCM socket per worker.",
-               "- **kcm-batch**: libkcm with `batch` 16, the tuning docs/memory.md documents "
-               "(one redirect carries up to 16 complete messages).",
+               "- **kcm**: libkcm at its default settings (each redirect carries every complete "
+               "message available, receive flow control on), one KCM socket per worker.",
+               "- **kcm-batch**: the same with `batch` 1024 set explicitly.",
+               "- **kcm-frame**: the shipped Thrift parser program instead of the length "
+               "prefix, batched, with its user-space splitter (`kcm-loader create --frame`).",
+               "- **kcm-prog**: the same program without a splitter: one message per redirect "
+               "to UDP KCM sockets.",
                "- **demux**: userspace demultiplexer: an epoll thread reads the connections, cuts "
                "frames, hands them to workers in batches; workers re-split.",
                "- **direct**: the ceiling: each worker reads its own connections (no "
@@ -770,6 +776,43 @@ class Report:
                        f"{len(c.ok_runs(v))}/{len(c.runs[v])} |")
         self.w("")
 
+    def flow(self):
+        self.w("## Flow control: stalled workers", "")
+        runs = []
+        if self.args.flow and os.path.exists(self.args.flow):
+            for line in open(self.args.flow):
+                try:
+                    runs.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        if not runs:
+            self.w("Not run (`--no-flow`), or flow_check gave no result.", "")
+            return
+        self.w("`flow_check` (tests/progs/flow_check.c) in a network namespace of its own: 4 "
+               "loopback transports flood pipelined 1 KiB messages into a mux with the default "
+               "settings; one worker, or all, stop reading for the stall. Peak unread bytes per "
+               "KCM socket by the mux's credits, peak memory charged to the KCM sockets "
+               "(`SO_MEMINFO`) against the documented bound (docs/memory.md, "
+               f"{self.args.mem_bound:,} B for 4 transports and 4 sockets), the other workers' "
+               "rate during the stall against before, the senders' rate during it, the 20 ms "
+               "samples in which no sender wrote, and the time back to 90% of the rate.", "",
+               "| stall | workers | run | peak unread per socket, MiB | peak charged, MiB | "
+               "within bound | others during / before | senders during / before | idle "
+               "sender samples | back to 90%, ms | intact |",
+               "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
+        for r in runs:
+            unread = max(r.get("peak_unread_per_worker") or [0]) / 1048576
+            charged = (r.get("peak_charged") or 0) / 1048576
+            ok = r.get("missing") == 0 and r.get("duplicates") == 0 and r.get("corrupt") == 0
+            others = r.get("others_ratio")
+            self.w(f"| {r.get('stall')} | {r.get('workers')} | {r.get('rep')} | {unread:.1f} | "
+                   f"{charged:.1f} | {'yes' if (r.get('peak_charged') or 0) <= self.args.mem_bound else '**no**'} | "
+                   f"{'-' if others is None else f'{others * 100:.0f}%'} | "
+                   f"{(r.get('sender_ratio') or 0) * 100:.0f}% | "
+                   f"{r.get('idle_sender_samples')}/{r.get('stall_samples')} | "
+                   f"{r.get('recovery_ms', '?')} | {'yes' if ok else '**no**'} |")
+        self.w("")
+
     def transmit(self, plot):
         self.w("## Transmit", "")
         if not self.tx:
@@ -892,6 +935,7 @@ class Report:
         for k, alt in (("stall", "others' rate during a stall"), ("mem", "peak kernel memory")):
             if plots.get(k):
                 self.w(f"![{alt}]({plots[k]})", "")
+        self.flow()
         self.transmit(plots.get("tx"))
         self.correctness()
         self.machine()
@@ -924,6 +968,7 @@ def main():
     ap.add_argument("--results", required=True, help="results.jsonl from bench.sh")
     ap.add_argument("--meta", required=True, help="meta.json from bench.sh")
     ap.add_argument("--tx", help="tx_bench --json report")
+    ap.add_argument("--flow", help="flow.jsonl from bench.sh (flow_check stall runs)")
     ap.add_argument("--out", default="docs/benchmarks.md")
     ap.add_argument("--plots", help="folder for the PNGs (default: bench/ next to --out)")
     ap.add_argument("--mem-bound", type=int, default=64 << 20,

@@ -14,7 +14,9 @@
 /* conn (4), seq (4), send time (8) after the length; a tag in the last 8 bytes */
 #define MSG_MIN 28
 
-enum variant { V_KCM, V_KCM_BATCH, V_DEMUX, V_DIRECT };
+/* kcm-frame: the shipped Thrift parser program with its user-space splitter (batches);
+ * kcm-prog: the same program without it (one message per redirect) */
+enum variant { V_KCM, V_KCM_BATCH, V_DEMUX, V_DIRECT, V_KCM_FRAME, V_KCM_PROG };
 enum mode { M_FIREHOSE, M_REQRESP };
 
 struct cfg {
@@ -28,6 +30,7 @@ struct cfg {
 	unsigned int hot_pct;	/* share of connection 0, 0 = even */
 	unsigned int stall_ms;	/* worker 0 stops reading this long, mid-run */
 	unsigned int batch;	/* kcm: messages per redirect (0 = libkcm's default) */
+	const char *parser;	/* kcm-frame, kcm-prog: the parser object (--parser) */
 	int member_rcvbuf;	/* kcm: SO_RCVBUF of each KCM socket (0 = libkcm's default) */
 };
 

@@ -99,6 +99,10 @@ static int kcm_start(void)
 		.member_rcvbuf = B.cfg.member_rcvbuf,
 	};
 
+	if (B.cfg.variant == V_KCM_FRAME || B.cfg.variant == V_KCM_PROG)
+		o.parser = B.cfg.parser;
+	if (B.cfg.variant == V_KCM_FRAME)
+		o.splitter = "thrift";
 	mux = kcm_mux_create(&o);
 	if (!mux) {
 		fprintf(stderr, "rx_bench: kcm_mux_create: %s\n", kcm_last_error());
@@ -400,6 +404,8 @@ int rx_start(void)
 	switch (B.cfg.variant) {
 	case V_KCM:
 	case V_KCM_BATCH:
+	case V_KCM_FRAME:
+	case V_KCM_PROG:
 		return kcm_start();
 	case V_DEMUX:
 		return demux_start();

@@ -63,11 +63,15 @@ static void die(const char *what)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rx_bench --variant kcm|kcm-batch|demux|direct --mode firehose|reqresp\n"
-		"                --size BYTES --conns C --workers W [--msgs N] [--seconds S]\n"
-		"                [--outstanding K] [--hot PCT] [--stall-ms MS] [--json]\n"
-		"                [--batch N] [--member-rcvbuf BYTES]\n"
-		"kcm-batch is kcm with the documented tuning: batch %d (messages per redirect).\n"
+		"Usage: rx_bench --variant kcm|kcm-batch|kcm-frame|kcm-prog|demux|direct\n"
+		"                --mode firehose|reqresp --size BYTES --conns C --workers W\n"
+		"                [--msgs N] [--seconds S] [--outstanding K] [--hot PCT]\n"
+		"                [--stall-ms MS] [--json] [--batch N] [--member-rcvbuf BYTES]\n"
+		"                [--parser OBJ]\n"
+		"kcm-batch is kcm with batch %d (messages per redirect) set explicitly.\n"
+		"kcm-frame finds messages with the Thrift parser program (--parser, default\n"
+		"build/parsers/thrift.bpf.o) and batches with its user-space splitter; kcm-prog\n"
+		"uses the same program with one message per redirect.\n"
 		"One run over loopback TCP; prints one JSON line. Sizes include the 4-byte\n"
 		"length prefix (at least %d). Exit 0 when every message arrived intact, once.\n",
 		TUNED_BATCH, MSG_MIN);
@@ -404,9 +408,28 @@ static double pct(uint64_t n, double p)
 	return n ? lat[(size_t)((n - 1) * p)] / 1000.0 : 0;
 }
 
+/* build/parsers/thrift.bpf.o, from build/tests/bench/rx_bench */
+static const char *default_parser(void)
+{
+	static char path[4096];
+	char exe[4000];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return "thrift.bpf.o";
+	exe[n] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = '\0';
+	snprintf(path, sizeof(path), "%s/../../parsers/thrift.bpf.o", exe);
+	return path;
+}
+
 static const char *variant_name(enum variant v)
 {
-	static const char *const names[] = { "kcm", "kcm-batch", "demux", "direct" };
+	static const char *const names[] = { "kcm", "kcm-batch", "demux", "direct", "kcm-frame",
+					     "kcm-prog" };
 
 	return names[v];
 }
@@ -422,6 +445,7 @@ static void parse(int argc, char **argv)
 		{ "hot", required_argument, NULL, 'H' }, { "stall-ms", required_argument, NULL, 'S' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "member-rcvbuf", required_argument, NULL, 'r' },
+		{ "parser", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, {},
 	};
 	struct cfg *c = &B.cfg;
@@ -432,9 +456,10 @@ static void parse(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'v':
-			c->variant = !strcmp(optarg, "kcm") ? V_KCM : !strcmp(optarg, "kcm-batch") ?
-				     V_KCM_BATCH : !strcmp(optarg, "demux") ? V_DEMUX :
-				     !strcmp(optarg, "direct") ? V_DIRECT : (enum variant)-1;
+			c->variant = (enum variant)-1;
+			for (enum variant v = V_KCM; v <= V_KCM_PROG; v++)
+				if (!strcmp(optarg, variant_name(v)))
+					c->variant = v;
 			break;
 		case 'm':
 			c->mode = !strcmp(optarg, "firehose") ? M_FIREHOSE :
@@ -450,6 +475,7 @@ static void parse(int argc, char **argv)
 		case 'S': c->stall_ms = strtoul(optarg, NULL, 0); break;
 		case 'b': c->batch = strtoul(optarg, NULL, 0); break;
 		case 'r': c->member_rcvbuf = strtol(optarg, NULL, 0); break;
+		case 'p': c->parser = optarg; break;
 		case 'j': break; /* the report is always JSON */
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -457,6 +483,8 @@ static void parse(int argc, char **argv)
 	}
 	if (c->batch == -1u)
 		c->batch = c->variant == V_KCM_BATCH ? TUNED_BATCH : 0;
+	if (!c->parser && (c->variant == V_KCM_FRAME || c->variant == V_KCM_PROG))
+		c->parser = default_parser();
 	if (c->member_rcvbuf < 0)
 		c->member_rcvbuf = 0;
 	if ((int)c->variant < 0 || (int)c->mode < 0 || c->size < MSG_MIN ||

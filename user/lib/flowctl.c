@@ -470,9 +470,8 @@ int kcm_flowctl_attach(struct kcm_mux *mux, uint32_t slot, int fd)
  * psock (the kernel purges the psock's queue and uncharges it), so its owner never
  * reads any. Caller holds the mux lock.
  */
-void kcm_flowctl_detach(struct kcm_mux *mux, uint32_t slot, int fd)
+void kcm_flowctl_detach(struct kcm_mux *mux, uint32_t slot)
 {
-	(void)fd;
 	bpf_map_delete_elem(mux->map_fd[KCM_MAP_BRAKE_TARGETS], &slot);
 	if (mux->flow && __atomic_exchange_n(&mux->flow->ballast[slot], 0, __ATOMIC_ACQ_REL))
 		__atomic_fetch_add(&mux->flow->releases, 1, __ATOMIC_RELAXED);

@@ -120,7 +120,7 @@ void kcm_requeue_close(struct kcm_sock *ks, struct kcm_requeue_report *rep);
 void kcm_flowctl_start(struct kcm_mux *mux);
 void kcm_flowctl_stop(struct kcm_mux *mux);
 int kcm_flowctl_attach(struct kcm_mux *mux, uint32_t slot, int fd);
-void kcm_flowctl_detach(struct kcm_mux *mux, uint32_t slot, int fd);
+void kcm_flowctl_detach(struct kcm_mux *mux, uint32_t slot);
 
 static inline uint64_t kcm_now_ns(void)
 {

@@ -392,7 +392,7 @@ static int unattach_cookie(struct kcm_mux *mux, uint64_t cookie, int fd)
 		__u32 key = slot;
 
 		bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &key, &info);
-		kcm_flowctl_detach(mux, slot, fd >= 0 ? fd : tx_fd_of(mux, cookie));
+		kcm_flowctl_detach(mux, slot);
 		if (bpf_map_delete_elem(kcm_transport_map(mux, info.parser), &key))
 			err = -errno;
 		bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &key, &none, BPF_ANY);

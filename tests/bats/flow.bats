@@ -202,6 +202,33 @@ check_bounded() {
 	verdict
 }
 
+@test "parser program with its splitter: one of 4 workers stalled, bounded, no drop" {
+	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
+	flow_run stall --stall one --stall-ms 2000 --workers 4 --conns 4 \
+		--prog "$BUILD/parsers/thrift.bpf.o" --split thrift --max-inflight "$MAX_INFLIGHT" \
+		--timeout 40
+	check_exactly_once
+	check_bounded
+	check "(.window | n) as \$w | (.peak_unread_per_worker[0] | n) <= \$w + $UNREAD_MARGIN"
+	check '(.others_ratio | n) >= 0.5'
+	verdict
+}
+
+@test "parser program with its splitter: recv-disable then close, and no KCM socket for a while" {
+	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
+	flow_run disable --count 10000 --close-after 1000 --pause-ms 200 --workers 4 --conns 4 \
+		--member-rcvbuf 1048576 --prog "$BUILD/parsers/thrift.bpf.o" --split thrift \
+		--timeout 40
+	check_exactly_once
+	check '.sent == 40000'
+	verdict
+	flow_run nomember --count 5000 --wait-ms 1000 --workers 2 --conns 4 \
+		--prog "$BUILD/parsers/thrift.bpf.o" --split thrift --timeout 40
+	check_exactly_once
+	check '.sent == 20000'
+	verdict
+}
+
 @test "parser program, one message per redirect: all workers stalled, the senders stop, nothing lost" {
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
 	flow_run stall --stall all --stall-ms 2000 --workers 4 --conns 4 \

@@ -298,3 +298,30 @@ check_bounded() {
 	check '(.recovery_ms | n) < 5000'
 	verdict
 }
+
+@test "echoed messages under braking: the brake never wedges a transport's own sends" {
+	# The ballast makes TCP drop the peer's in-flight segments; its later segments fall
+	# outside our zero window and TCP skips their ACKs, so our replies stay unacknowledged
+	# and a worker blocked sending one stops reading. Measured: 1 run in 3 wedged for good
+	# (of 200,000 echoed messages) before the controller released transports whose
+	# sends wait for ACKs.
+	local i j rc
+	for i in 1 2 3 4; do
+		bg_run in_server "$PROGS/kcm_server" --listen "$IP_S:7610" --pin "$MUX" --conns 1 \
+			--reply --expect 200000 --timeout 40 --json --ready-file "$TMP/ready.$i" \
+			>"$TMP/server.$i" 2>&1
+		wait_for_file "$TMP/ready.$i"
+		rc=0
+		in_server "$PROGS/kcm_client" --connect "$IP_S:7610" --count 200000 --size 100 \
+			--mode each --replies --timeout 20 >"$TMP/client.$i" 2>&1 || rc=$?
+		# a wedged server cannot exit (its workers wait to send): do not wait for ever
+		kill "$BG_PID" 2>/dev/null || true
+		for ((j = 0; j < 50; j++)); do kill -0 "$BG_PID" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$BG_PID" 2>/dev/null || true
+		wait "$BG_PID" || true
+		echo "# run $i: client exit $rc: $(tail -n 1 "$TMP/client.$i")"
+		[ "$rc" -eq 0 ]
+		grep -q "replies: 200000 messages, 0 corrupt, 0 duplicate, 0 foreign, 0 missing" \
+			"$TMP/client.$i"
+	done
+}

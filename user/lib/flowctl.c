@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <unistd.h>
 #include <linux/sock_diag.h>
 #include <bpf/bpf.h>
@@ -35,6 +36,7 @@
 #define HOLD_DRAIN_NS 2000000ull /* moving held messages, per tick */
 #define BALLAST_CHUNK (256 * 1024)
 #define LEND_NS 50000000ull	/* a release stuck this long lends room (release()) */
+#define ACKS_MS 50		/* a braked transport whose sends got no ACK this long opens */
 
 struct kcm_flowctl {
 	pthread_t thread;
@@ -214,6 +216,25 @@ static uint64_t need(uint64_t open_b, uint64_t full)
 	return open_b < full / 2 ? open_b : full / 2;
 }
 
+/*
+ * The brake must not stop a transport's own sends. Its ballast makes TCP drop segments
+ * the peer had in flight, and the peer then sends beyond our (now zero) window. TCP skips
+ * the ACK of such out-of-window segments (TCPACKSkippedSeq), so data we sent stays
+ * unacknowledged, our retransmission timer backs off towards 120 s, and a worker
+ * blocked sending a reply stops reading: nothing would release the brake. Measured with
+ * echoed messages. So a braked transport whose sent data has waited ACKS_MS for an ACK
+ * is released: the window update lets the peer resend from where we are, with its ACKs.
+ */
+static bool sends_stuck(struct kcm_transport *t)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	if (getsockopt(t->fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return false;
+	return ti.tcpi_unacked && ti.tcpi_last_ack_recv >= ACKS_MS;
+}
+
 /* Bytes the receive-enabled members can still take under the window; @full: when empty. */
 static uint64_t room_of(struct kcm_mux *mux, const struct kcm_steer *st, uint64_t *full)
 {
@@ -275,6 +296,8 @@ static bool tick(struct kcm_mux *mux, struct kcm_flowctl *ctl)
 		}
 		if (ctl->lent[t->slot])
 			release(mux, ctl, t); /* reads the ballast and gives the room back */
+		if (is_braked(mux, ctl, t) && sends_stuck(t) && release(mux, ctl, t))
+			ctl->braked_at[t->slot] = kcm_now_ns();
 		if (is_braked(mux, ctl, t)) {
 			brake(mux, ctl, t); /* tops up a buffer that grew */
 			nbraked++;

@@ -104,6 +104,15 @@ check_bounded() {
 	check "(.window | n) as \$w | ([.peak_unread_per_worker[] | n] | max) <= \$w + $UNREAD_MARGIN"
 }
 
+# While every worker stalls the senders stop: idle in at least half the samples, a zero
+# send window seen, their send queues no longer growing.
+check_senders_blocked() {
+	check '.idle_sender_samples > 0 and .idle_sender_samples * 2 >= .stall_samples'
+	check '(.sender_ratio | n) <= 0.2'
+	check '.min_snd_wnd == 0'
+	check '.outq_growth_late_stall <= 1048576'
+}
+
 @test "one of 4 workers stalled while 4 transports flood: bounded unread and memory, no drop" {
 	flow_run stall --stall one --stall-ms 2000 --workers 4 --conns 4 \
 		--max-inflight "$MAX_INFLIGHT" --timeout 40
@@ -123,10 +132,7 @@ check_bounded() {
 	check_bounded
 	# the senders block: no progress in most 20 ms samples of the stall, a zero window
 	# seen on TCP_INFO, and their send queues stop growing in its second half
-	check '.idle_sender_samples > 0 and .idle_sender_samples * 2 >= .stall_samples'
-	check '(.sender_ratio | n) <= 0.2'
-	check '.min_snd_wnd == 0'
-	check '.outq_growth_late_stall <= 1048576'
+	check_senders_blocked
 	verdict
 }
 
@@ -185,10 +191,7 @@ check_bounded() {
 		--timeout 40
 	check_exactly_once
 	check_bounded
-	check '.idle_sender_samples > 0 and .idle_sender_samples * 2 >= .stall_samples'
-	check '(.sender_ratio | n) <= 0.2'
-	check '.min_snd_wnd == 0'
-	check '.outq_growth_late_stall <= 1048576'
+	check_senders_blocked
 	verdict
 }
 

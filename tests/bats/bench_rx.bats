@@ -32,14 +32,14 @@ docs_state() {
 	cat "$DIR/progress"
 	[ "$status" -eq 0 ]
 	R=$DIR/results.jsonl
-	# 8 cells x 4 variants, one run each
-	jq -se 'length == 32' "$R"
+	# 8 cells x 6 variants, one run each
+	jq -se 'length == 48' "$R"
 	# each mode of the quick matrix ran every variant
 	jq -se '[group_by(.kind + " " + (.outstanding // 0 | tostring))[] |
 		{mode: (.[0].kind + " " + (.[0].outstanding // 0 | tostring)),
 		 v: ([.[].variant] | unique)}]
 		| (map(.mode) | sort) == ["firehose 0", "hot 0", "reqresp 1", "reqresp 16", "stall 0"]
-		  and all(.v == ["demux", "direct", "kcm", "kcm-batch"])' "$R"
+		  and all(.v == ["demux", "direct", "kcm", "kcm-batch", "kcm-frame", "kcm-prog"])' "$R"
 	# firehose cells cover every message size
 	jq -se '[.[] | select(.kind == "firehose") | .size] | unique == [64, 1024, 16384, 262144]' "$R"
 	# intact: nothing lost, duplicated or corrupted, no error, workers' counts add up
@@ -56,7 +56,11 @@ docs_state() {
 	jq -e '.kcm_intact == true and (.cells | length) > 0' "$DIR/tx.json"
 	# the report, its sections and at least one real PNG
 	grep -q '^## Targets' "$DIR/report/benchmarks.md"
-	grep -q '^- receive: 32 runs, 32 intact' "$DIR/report/benchmarks.md"
+	grep -q '^- receive: 48 runs, 48 intact' "$DIR/report/benchmarks.md"
+	# flow control's stall cells: one of 2, one of 4 and all of 4 workers, every run intact
+	jq -se 'length == 3 and all(.result == "done" and .missing == 0 and .duplicates == 0 and
+		.corrupt == 0)' "$DIR/flow.jsonl"
+	grep -q '^## Flow control: stalled workers' "$DIR/report/benchmarks.md"
 	grep -q '^## Transmit' "$DIR/report/benchmarks.md"
 	local png n=0
 	for png in "$DIR"/report/bench/*.png; do

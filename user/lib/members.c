@@ -187,10 +187,13 @@ int kcm_member_add(struct kcm_mux *mux, bool hold, struct kcm_sock **out)
 	info.fd = fd;
 	kcm_credits_reset(mux, slot);
 	fdval = fd;
-	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_GROUP], &slot, &fdval, BPF_NOEXIST) ||
-	    bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &slot, &info, BPF_ANY)) {
+	/* info first: a reader that finds the socket in the group also finds what it is */
+	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &slot, &info, BPF_ANY) ||
+	    bpf_map_update_elem(mux->map_fd[KCM_MAP_GROUP], &slot, &fdval, BPF_NOEXIST)) {
+		struct kcm_member_info none = { 0 };
+
 		err = -errno;
-		bpf_map_delete_elem(mux->map_fd[KCM_MAP_GROUP], &slot);
+		bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &slot, &none, BPF_ANY);
 		goto unlock;
 	}
 	/* A reused slot starts its counters from zero. */

@@ -37,7 +37,6 @@
 #define BALLAST_CHUNK (256 * 1024)
 #define LEND_NS 50000000ull	/* a release stuck this long lends room (release()) */
 #define ACKS_MS 50		/* a braked transport whose sends got no ACK this long opens */
-#define MAINT_NS 5000000ull	/* how often braked transports' ACKs and buffers are read */
 
 struct kcm_flowctl {
 	pthread_t thread;
@@ -53,7 +52,6 @@ struct kcm_flowctl {
 	int lent[KCM_MAX_TRANSPORTS];	/* SO_RCVBUF before a release lent it room, or 0 */
 	uint64_t stuck_since[KCM_MAX_TRANSPORTS]; /* first release that found input queued */
 	uint64_t cookie[KCM_MAX_TRANSPORTS];	/* whose the state above is */
-	uint64_t maint_at;		/* last look at the braked transports' ACKs and buffers */
 	char *sink;		/* ballast read back */
 };
 
@@ -273,7 +271,6 @@ static bool tick(struct kcm_mux *mux, struct kcm_flowctl *ctl)
 	struct kcm_steer st = { 0 };
 	uint64_t room, full, open_b = 0;
 	unsigned int nopen = 0, nbraked = 0, n;
-	bool maint;
 	__u32 key = 0;
 
 	if (bpf_map_lookup_elem_flags(mux->map_fd[KCM_MAP_STEER], &key, &st, BPF_F_LOCK))
@@ -286,14 +283,6 @@ static bool tick(struct kcm_mux *mux, struct kcm_flowctl *ctl)
 	room = room_of(mux, &st, &full);
 	if (ctl->brake_fd < 0)
 		return false;
-	/*
-	 * Two system calls per braked transport are too many for every look: with 64 braked
-	 * the controller (SCHED_FIFO) took a CPU and starved the workers that would release
-	 * them. Watching their ACKs and buffers every MAINT_NS is enough.
-	 */
-	maint = kcm_now_ns() - ctl->maint_at >= MAINT_NS;
-	if (maint)
-		ctl->maint_at = kcm_now_ns();
 	kcm_tx_refresh(mux);
 	pthread_rwlock_rdlock(&mux->tx_lock);
 	n = mux->ntx;
@@ -307,11 +296,10 @@ static bool tick(struct kcm_mux *mux, struct kcm_flowctl *ctl)
 		}
 		if (ctl->lent[t->slot])
 			release(mux, ctl, t); /* reads the ballast and gives the room back */
-		if (maint && is_braked(mux, ctl, t) && sends_stuck(t) && release(mux, ctl, t))
+		if (is_braked(mux, ctl, t) && sends_stuck(t) && release(mux, ctl, t))
 			ctl->braked_at[t->slot] = kcm_now_ns();
 		if (is_braked(mux, ctl, t)) {
-			if (maint)
-				brake(mux, ctl, t); /* tops up a buffer that grew */
+			brake(mux, ctl, t); /* tops up a buffer that grew */
 			nbraked++;
 			continue;
 		}

@@ -74,6 +74,7 @@ struct opts {
 	const char *between;
 	const char *spare_file;
 	const char *hold_file;
+	bool trace;
 };
 
 static struct opts o = {
@@ -189,6 +190,8 @@ static void usage(FILE *f)
 "                       read (default 1 GiB, a safety cap; pauses are reported)\n"
 "  --timeout SEC        bound on the whole run (default 60)\n"
 "  --quiet-ms MS        draining ends after MS without a message (default 1500)\n"
+"  --trace              print every sample to stderr: charged KiB, the mux's unread KiB,\n"
+"                       braked transports, saturated and brake counts, unread per worker\n"
 "  --json               print JSON (the only output format; accepted for symmetry)\n"
 "  --help               show this help\n"
 "stall:\n"
@@ -219,7 +222,7 @@ static void parse_args(int argc, char **argv)
 	enum { O_WORKERS = 256, O_CONNS, O_SIZE, O_PROG, O_WINDOW, O_MEMBER_RCVBUF, O_PIN,
 	       O_HOLD, O_BATCH, O_MAX_INFLIGHT, O_TIMEOUT, O_QUIET, O_JSON, O_HELP, O_STALL,
 	       O_STALL_MS, O_BEFORE, O_AFTER, O_COUNT, O_CLOSE_AFTER, O_PAUSE, O_WAIT,
-	       O_BETWEEN, O_SPARE, O_ACT_TIMEOUT, O_SPLIT };
+	       O_BETWEEN, O_SPARE, O_ACT_TIMEOUT, O_SPLIT, O_TRACE };
 	static const struct option lo[] = {
 		{ "workers", required_argument, NULL, O_WORKERS },
 		{ "conns", required_argument, NULL, O_CONNS },
@@ -235,6 +238,7 @@ static void parse_args(int argc, char **argv)
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
 		{ "quiet-ms", required_argument, NULL, O_QUIET },
 		{ "json", no_argument, NULL, O_JSON },
+		{ "trace", no_argument, NULL, O_TRACE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ "stall", required_argument, NULL, O_STALL },
 		{ "stall-ms", required_argument, NULL, O_STALL_MS },
@@ -317,6 +321,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case O_JSON:
 			o.json = true;
+			break;
+		case O_TRACE:
+			o.trace = true;
 			break;
 		case O_STALL:
 			if (strcmp(optarg, "one") && strcmp(optarg, "all"))
@@ -870,6 +877,27 @@ static uint64_t rmem_alloc(int fd)
 	return mi[SK_MEMINFO_RMEM_ALLOC];
 }
 
+/* --trace: one line per sample, for finding where a bound goes wrong. */
+static void trace_sample(bool in_stall, uint64_t charged)
+{
+	struct kcm_flow f = { .sz = sizeof(f) };
+
+	if (!kcm_mux_flow || kcm_mux_flow(mux, &f))
+		return;
+	fprintf(stderr, "t=%llu stall=%d charged=%llu unread=%llu braked=%u saturated=%llu "
+		"brakes=%llu worker_unread=[", (unsigned long long)(now_ns() / 1000000),
+		in_stall, (unsigned long long)charged >> 10,
+		(unsigned long long)f.unread_bytes >> 10, (unsigned)f.braked,
+		(unsigned long long)f.saturated, (unsigned long long)f.brakes);
+	for (unsigned int i = 0; i < o.workers; i++) {
+		int fd = workers[i].fd;
+
+		fprintf(stderr, "%s%lld", i ? "," : "",
+			(long long)(fd >= 0 && kcm_unread ? kcm_unread(fd) >> 10 : -1));
+	}
+	fprintf(stderr, "]\n");
+}
+
 static void take_sample(bool in_stall)
 {
 	struct sample *s;
@@ -924,6 +952,8 @@ static void take_sample(bool in_stall)
 				pk.braked = f.braked;
 		}
 	}
+	if (o.trace)
+		trace_sample(in_stall, charged);
 	inflight = total_sent_bytes() - total_recv(true);
 	if ((int64_t)inflight > 0 && inflight > pk.inflight)
 		pk.inflight = inflight;

@@ -235,17 +235,24 @@ static bool sends_stuck(struct kcm_transport *t)
 	return ti.tcpi_unacked && ti.tcpi_last_ack_recv >= ACKS_MS;
 }
 
-/* Bytes the receive-enabled members can still take under the window; @full: when empty. */
+/*
+ * Bytes the receive-enabled members can still take under the window; @full: when empty.
+ * A member over its window (the steering gives a batch to the least-loaded member when
+ * none has room) takes its excess, up to a window, from the others' room: counted as no
+ * room at all, the excess kept every member a megabyte over its window under overload,
+ * because each release lets in more than the room that triggered it.
+ */
 static uint64_t room_of(struct kcm_mux *mux, const struct kcm_steer *st, uint64_t *full)
 {
-	uint64_t room = 0, w = mux->cfg.window, u;
+	int64_t room = 0, w = mux->cfg.window, u;
 
 	*full = 0;
 	for (__u32 i = 0; i < st->nmembers && i < KCM_MAX_MEMBERS; i++) {
 		u = kcm_credits_unread(mux, st->slots[i]);
-		room += u < w ? w - u : 0;
+		room += u < 2 * w ? w - u : -w;
 		*full += w;
 	}
+	room = room < 0 ? 0 : room;
 	if (!st->nmembers && st->hold) {
 		u = kcm_credits_unread(mux, st->hold - 1);
 		room = u < w ? w - u : 0;

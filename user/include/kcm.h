@@ -284,6 +284,30 @@ int kcm_framing_parse(const char *spec, struct kcm_framing *out);
 /* Inverse of kcm_framing_parse(); returns snprintf's count. */
 int kcm_framing_format(const struct kcm_framing *f, char *buf, size_t len);
 
+/*
+ * What this kernel and process allow (kcm-loader check): one callback per check, in a
+ * fixed order. Checks that need bpf() report KCM_CHECK_UNKNOWN without the privileges.
+ */
+enum kcm_check_state {
+	KCM_CHECK_OK,		/* there and usable */
+	KCM_CHECK_MISSING,	/* needed and not there: see fix */
+	KCM_CHECK_UNKNOWN,	/* could not be checked: see fix */
+	KCM_CHECK_INFO,		/* reported only; nothing depends on it */
+};
+
+struct kcm_check {
+	const char *name;	/* "kernel", "privileges", "bpffs", "stream-parser"... */
+	enum kcm_check_state state;
+	const char *needed_for;	/* what of kcm-bpf needs it */
+	char seen[256];		/* what was found */
+	const char *fix;	/* what to do when not OK; NULL when nothing can be done */
+};
+
+typedef void (*kcm_check_fn)(const struct kcm_check *check, void *ctx);
+
+/* Runs every check; returns how many needed ones are missing or unknown. */
+int kcm_check_system(kcm_check_fn fn, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -42,6 +42,7 @@ int cmd_parsers(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 
 /* The path of shipped parser NAME (--frame NAME): 0, -ENOENT or -EINVAL. */
 int parser_resolve(const char *name, char *out, size_t len);

@@ -32,6 +32,7 @@ static const struct cmd {
 	{ "stats", cmd_stats, "stats [NAME] [--watch S] [--json] counters per mux, KCM socket, transport" },
 	{ "destroy", cmd_destroy, "destroy NAME                    unpin a mux (gone when unused)" },
 	{ "clean", cmd_clean, "clean [--all] [--dry-run]       remove what crashed runs left" },
+	{ "check", cmd_check, "check [--json]                  what works on this kernel, what to do" },
 };
 
 static void usage(FILE *f)

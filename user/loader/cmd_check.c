@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* kcm-loader check: what of kcm-bpf works on this kernel, and what to do about the rest. */
+#include <getopt.h>
+#include <stdio.h>
+
+#include "json.h"
+#include "kcm.h"
+#include "loader.h"
+
+static const char *state_name(enum kcm_check_state s)
+{
+	switch (s) {
+	case KCM_CHECK_OK:
+		return "ok";
+	case KCM_CHECK_MISSING:
+		return "missing";
+	case KCM_CHECK_UNKNOWN:
+		return "unknown";
+	default:
+		return "info";
+	}
+}
+
+static void print_check(const struct kcm_check *c, void *ctx)
+{
+	(void)ctx;
+	if (env.json) {
+		json_start_object(NULL);
+		json_string("name", c->name);
+		json_string("state", state_name(c->state));
+		json_string("needed_for", c->needed_for);
+		json_string("seen", c->seen);
+		if (c->fix)
+			json_string("fix", c->fix);
+		json_end_object();
+		return;
+	}
+	printf("%-14s %-8s %s\n", c->name, state_name(c->state), c->seen);
+	if (c->state == KCM_CHECK_MISSING || c->state == KCM_CHECK_UNKNOWN)
+		printf("%-14s %-8s needed for %s%s%s\n", "", "", c->needed_for,
+		       c->fix ? "; " : "", c->fix ? c->fix : "");
+}
+
+int cmd_check(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int c, missing;
+
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			env.json = true;
+			break;
+		case 'h':
+			printf("Usage: kcm-loader check [--json]\n\n"
+			       "Check what kcm-bpf needs from this kernel and process: privileges,\n"
+			       "bpffs, BTF, sockmap, stream parser, sk_msg, the socket types KCM\n"
+			       "sockets use, the data plane itself, and monitor's sock_ops. Each\n"
+			       "check does the real thing (creates the map, loads and attaches the\n"
+			       "program) and says what to do when it fails. Exit status: 0 all\n"
+			       "needed checks passed, 1 something is missing or could not be\n"
+			       "checked, 2 usage error.\n");
+			return EXIT_OK;
+		default:
+			return usage_error("check", "unknown option");
+		}
+	}
+	if (optind != argc)
+		return usage_error("check", "takes no arguments");
+	if (env.json)
+		json_start_array(NULL);
+	missing = kcm_check_system(print_check, NULL);
+	if (env.json) {
+		json_end_array();
+		json_done();
+	} else {
+		printf("%s\n", missing ? "kcm-bpf cannot do all it does on this system" :
+		       "kcm-bpf can do all it does on this system");
+	}
+	return missing ? EXIT_FAIL : EXIT_OK;
+}

@@ -238,9 +238,11 @@ static bool sends_stuck(struct kcm_transport *t)
 /*
  * Bytes the receive-enabled members can still take under the window; @full: when empty.
  * A member over its window (the steering gives a batch to the least-loaded member when
- * none has room) takes its excess, up to a window, from the others' room: counted as no
- * room at all, the excess kept every member a megabyte over its window under overload,
- * because each release lets in more than the room that triggered it.
+ * none has room) takes its excess, up to a quarter window, from the others' room.
+ * Counted as no room at all, the excess kept every member a megabyte over its window
+ * under overload, because each release lets in more than the room that allowed it.
+ * Counted in full, a stalled member's excess left its peers no room at all (1 of 2
+ * stalled: the other kept 0.2% of its rate).
  */
 static uint64_t room_of(struct kcm_mux *mux, const struct kcm_steer *st, uint64_t *full)
 {
@@ -249,7 +251,7 @@ static uint64_t room_of(struct kcm_mux *mux, const struct kcm_steer *st, uint64_
 	*full = 0;
 	for (__u32 i = 0; i < st->nmembers && i < KCM_MAX_MEMBERS; i++) {
 		u = kcm_credits_unread(mux, st->slots[i]);
-		room += u < 2 * w ? w - u : -w;
+		room += u <= w + w / 4 ? w - u : -(w / 4);
 		*full += w;
 	}
 	room = room < 0 ? 0 : room;

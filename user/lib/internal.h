@@ -70,6 +70,9 @@ struct kcm_sock {
 	size_t pending_len, pending_cap;
 };
 
+/* probe.c: the kernel has FIONREAD for UDP sockets in a sockmap (udp_bpf_ioctl) */
+bool kcm_kernel_udp_inq(void);
+
 /* error.c: record "<what failed>: <strerror(err)>" for kcm_last_error(); returns @err */
 int kcm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -254,6 +254,14 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 				 "redirect (batch 1)" : "invalid mux options");
 		goto fail;
 	}
+	if (kcm_one_per_redirect(&cfg) && !kcm_kernel_udp_inq()) {
+		err = kcm_fail(-EOPNOTSUPP, "failed to create a mux with parser programs and no "
+			       "splitter: this kernel has no FIONREAD for UDP sockets in a sockmap "
+			       "(udp_bpf_ioctl), so readers could not tell messages apart; give a "
+			       "splitter (kcm_mux_opts.splitter, kcm-loader create --frame NAME or "
+			       "--prog OBJ --split NAME)");
+		goto fail;
+	}
 	if (opts->pin_name && !opts->persistent)
 		cfg.owner_pid = getpid();
 	skel = kcm_bpf__open();

@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "internal.h"
@@ -33,6 +34,27 @@
 #ifndef AF_KCM
 #define AF_KCM 41
 #endif
+
+/*
+ * Whether FIONREAD on a UDP socket in a sockmap counts what the psock queued for it
+ * (udp_bpf_ioctl). Readers of muxes that deliver one message per redirect learn each
+ * message's length from it; without it they see 0 and a recv() merges messages. Linux
+ * 6.1 lacks it. Checked in the kernel's BTF, once.
+ */
+bool kcm_kernel_udp_inq(void)
+{
+	static int known = -1;
+	struct btf *btf;
+
+	if (known >= 0)
+		return known;
+	btf = btf__load_vmlinux_btf();
+	if (!btf)
+		return true; /* no BTF: the data plane would not load anyway */
+	known = btf__find_by_name_kind(btf, "udp_bpf_ioctl", BTF_KIND_FUNC) >= 0;
+	btf__free(btf);
+	return known;
+}
 
 struct run {
 	kcm_check_fn fn;
@@ -299,11 +321,16 @@ static void check_udp_members(struct run *r)
 	close(fd);
 	if (err)
 		report(r, "udp-members", KCM_CHECK_MISSING, what,
-		       "use a splitter (kcm-loader create --frame), or Linux 5.7 or later",
+		       "use a splitter (kcm-loader create --frame NAME, or --prog OBJ --split NAME)",
 		       "the kernel refuses a UDP socket in a sockmap: %s", strerror(-err));
+	else if (!kcm_kernel_udp_inq())
+		report(r, "udp-members", KCM_CHECK_MISSING, what,
+		       "use a splitter (kcm-loader create --frame NAME, or --prog OBJ --split NAME)",
+		       "no FIONREAD for UDP sockets in a sockmap (no udp_bpf_ioctl in the "
+		       "kernel's BTF): readers could not tell messages apart");
 	else
 		report(r, "udp-members", KCM_CHECK_OK, what, NULL,
-		       "a loopback UDP socket joins a sockmap");
+		       "a loopback UDP socket joins a sockmap and FIONREAD counts its messages");
 }
 
 static void check_data_plane(struct run *r)

@@ -54,7 +54,7 @@ struct bench {
 	_Atomic bool stop;		/* receivers and the client end */
 	_Atomic bool stop_send;		/* a timed firehose: senders end */
 	_Atomic bool stall_now;		/* worker 0: stop reading for cfg.stall_ms */
-	_Atomic uint64_t received, corrupt, dup;
+	_Atomic uint64_t corrupt, dup;
 	_Atomic uint64_t sent;		/* firehose messages written by all senders */
 	_Atomic uint64_t *seen[MAX_CONNS]; /* bitmap of seqs per connection */
 	uint64_t seen_cap;		/* bits per connection */
@@ -65,6 +65,10 @@ extern struct bench B;
 uint64_t now_ns(void);
 /* Build message @seq of connection @conn at @p (cfg.size bytes). */
 void msg_fill(uint8_t *p, uint32_t conn, uint32_t seq);
+/* The same with the send time given (firehose senders read the clock once per write). */
+void msg_fill_at(uint8_t *p, uint32_t conn, uint32_t seq, uint64_t ts);
+/* Messages delivered so far, summed over the workers. */
+uint64_t total_received(void);
 /* Check, count and (reqresp) answer one received message; @reply sends it back. */
 void deliver(struct worker *w, uint8_t *msg, size_t len, int (*reply)(struct worker *w,
 	     const uint8_t *msg, size_t len));

@@ -31,6 +31,7 @@ struct cfg {
 	unsigned int stall_ms;	/* worker 0 stops reading this long, mid-run */
 	unsigned int batch;	/* kcm: messages per redirect (0 = libkcm's default) */
 	const char *parser;	/* kcm-frame, kcm-prog: the parser object (--parser) */
+	const char *pin;	/* kcm variants: pin the mux as this (--pin) */
 	int member_rcvbuf;	/* kcm: SO_RCVBUF of each KCM socket (0 = libkcm's default) */
 };
 

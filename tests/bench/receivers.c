@@ -98,6 +98,7 @@ static int kcm_start(void)
 		.max_msg_size = B.cfg.size > 65536 ? B.cfg.size : 65536,
 		.batch = B.cfg.batch,
 		.member_rcvbuf = B.cfg.member_rcvbuf,
+		.pin_name = B.cfg.pin,
 	};
 
 	if (B.cfg.variant == V_KCM_FRAME || B.cfg.variant == V_KCM_PROG)

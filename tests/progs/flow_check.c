@@ -31,7 +31,7 @@ extern int kcm_mux_flow(struct kcm_mux *mux, struct kcm_flow *out) __attribute__
 extern int64_t kcm_unread(int kcmfd) __attribute__((weak));
 
 #define MAX_WORKERS 16
-#define MAX_CONNS 16
+#define MAX_CONNS 64
 #define SEQ_CAP (1u << 24)	/* seqs per connection: a counter byte each, touched lazily */
 #define RECV_VLEN 16
 #define SAMPLE_MS 20

@@ -109,9 +109,10 @@ $(OUTPUT)/libkcm.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(OUTPUT)/libkcm.so: $(LIB_OBJS)
+$(OUTPUT)/libkcm.so: $(LIB_OBJS) user/lib/libkcm.map
 	$(call msg,LD,$@)
-	$(Q)$(CC) -shared -Wl,-soname,libkcm.so.$(SOVERSION) -o $@ $^ $(LIBBPF_LIBS) -lpthread
+	$(Q)$(CC) -shared -Wl,-soname,libkcm.so.$(SOVERSION) -Wl,--version-script=user/lib/libkcm.map \
+		-o $@ $(LIB_OBJS) $(LIBBPF_LIBS) -lpthread
 
 $(OUTPUT)/loader/%.o: user/loader/%.c $(wildcard user/loader/*.h) user/include/kcm.h \
 		$(wildcard bpf/*.h) $(SKELS) | $(OUTPUT)/loader

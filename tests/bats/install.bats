@@ -93,3 +93,18 @@ C
 	run groff -man -Tascii -P-cbou "$TOP/docs/libkcm.3"
 	[[ "$output" == *"kcm_recv_disable"* ]]
 }
+
+@test "libkcm.so exports exactly the functions kcm.h declares, and libkcm(3) names each one" {
+	[ -f "$BUILD/libkcm.so" ] || skip "not built: $BUILD/libkcm.so"
+	# declared: every kcm_*( in the public header
+	grep -oE '\bkcm_[a-z0-9_]+\(' "$TOP/user/include/kcm.h" | tr -d '(' | sort -u >"$TMP/declared"
+	nm -D --defined-only "$BUILD/libkcm.so" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' |
+		sort -u >"$TMP/exported"
+	diff "$TMP/declared" "$TMP/exported"
+	[ "$(wc -l <"$TMP/declared")" -gt 30 ]
+	# internal helpers stay inside
+	! grep -qx 'kcm_fail\|kcm_steer_sync\|kcm_pin_path' "$TMP/exported"
+	while read -r f; do
+		grep -qE "\\b$f\\b" "$TOP/docs/libkcm.3" || { echo "libkcm.3 lacks $f"; false; }
+	done <"$TMP/declared"
+}

@@ -2,11 +2,19 @@
 # Run every test: the C unit tests, then each bats suite, then the checks that the run
 # left nothing behind (namespaces, pins, programs, processes, kernel warnings).
 # Ends with "N passed, N failed"; exits 1 when anything failed.
+#
+#   scripts/run-tests.sh [SUITE...]    only these suites (tests/bats/SUITE.bats; traffic
+#                                      brings its parser-program reruns), e.g. traffic api
 set -u
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top" || exit 1
 build=${BUILD:-$top/build}
 export BUILD=$build
+
+selected=("$@")
+for s in "${selected[@]}"; do
+	[ -f "tests/bats/$s.bats" ] || { echo "run-tests: no suite tests/bats/$s.bats" >&2; exit 2; }
+done
 
 passed=0
 failed=0
@@ -76,14 +84,25 @@ run_suite() { # run_suite FILE LABEL
 	check_kernel_log "${2:-$(basename "$1" .bats)}"
 }
 
+wanted() { # wanted NAME: no SUITE arguments, or NAME among them
+	local s
+	[ ${#selected[@]} -eq 0 ] && return 0
+	for s in "${selected[@]}"; do
+		[ "$s" = "$1" ] && return 0
+	done
+	return 1
+}
+
 for suite in tests/bats/*.bats; do
-	run_suite "$suite"
+	wanted "$(basename "$suite" .bats)" && run_suite "$suite"
 done
-# The traffic cases again, through the shipped Thrift parser program (parser SDK).
-KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o run_suite tests/bats/traffic.bats traffic-sdk
-# And once more with the parser's user-space build splitting batches (kcm-loader --frame).
-KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o KCM_TRAFFIC_SPLIT=thrift \
-	run_suite tests/bats/traffic.bats traffic-split
+if wanted traffic; then
+	# The traffic cases again, through the shipped Thrift parser program (parser SDK).
+	KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o run_suite tests/bats/traffic.bats traffic-sdk
+	# And once more with the parser's user-space build splitting batches (--frame).
+	KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o KCM_TRAFFIC_SPLIT=thrift \
+		run_suite tests/bats/traffic.bats traffic-split
+fi
 
 echo "== leftovers"
 if [ $root = 1 ]; then

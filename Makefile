@@ -62,7 +62,7 @@ else
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all clean test demo install deps bench bench-tx check-deps
+.PHONY: all clean test test-kernels demo install deps bench bench-tx check-deps
 .SECONDARY: $(BPF_OBJS) $(PARSER_OBJS) $(TEST_PARSER_OBJS)
 
 all: $(OUTPUT)/libkcm.a $(OUTPUT)/libkcm.so $(OUTPUT)/kcm-loader $(BPF_OBJS) $(PROGS) $(UNITS) \
@@ -145,6 +145,13 @@ test:
 	$(Q)scripts/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/run-tests.sh
+
+# The suite on this kernel and on Debian's stock kernels in qemu (docs/kernels.md).
+# KERNELS="native 5.10 6.1 6.12" (default), SUITES="traffic api" (default: all).
+test-kernels:
+	$(Q)scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/test-kernels.sh
 
 demo:
 	$(Q)scripts/install-deps.sh

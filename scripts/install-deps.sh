@@ -9,7 +9,9 @@ pkgs=(clang llvm make gcc libc6-dev pkg-config libbpf-dev bpftool libxdp-dev
       python3 python3-thrift thrift-compiler nghttp2-client knot-dnsutils
       libmemcached-tools kcat mosquitto-clients
       # benchmark plots
-      gnuplot-nox)
+      gnuplot-nox
+      # the kernel matrix (scripts/guest.sh): Debian's kernels booted in qemu
+      qemu-system-x86 busybox-static xz-utils debian-archive-keyring)
 
 missing=()
 for p in "${pkgs[@]}"; do

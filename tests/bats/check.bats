@@ -5,7 +5,7 @@
 
 load helpers
 
-NAMES='["kernel","privileges","bpffs","btf","sockmap","stream-parser","sk-msg","unix-members","udp-members","data-plane","monitor","af-kcm"]'
+NAMES='["kernel","privileges","bpffs","btf","sockmap","stream-parser","sk-msg","unix-members","udp-members","data-plane","monitor","af-kcm","monitor-arm"]'
 
 setup() {
 	require_root

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* kcm-loader check: what of kcm-bpf works on this kernel, and what to do about the rest. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 
@@ -41,6 +42,23 @@ static void print_check(const struct kcm_check *c, void *ctx)
 		       c->fix ? "; " : "", c->fix ? c->fix : "");
 }
 
+/* The loader's own check: monitor's setsockopt program arming a socket. */
+static int check_monitor_arm(void)
+{
+	struct kcm_check c = { .name = "monitor-arm",
+			       .needed_for = "kcm-loader monitor (arming transports)" };
+	int err = monitor_check_arm(c.seen, sizeof(c.seen));
+
+	c.state = err ? KCM_CHECK_MISSING : KCM_CHECK_OK;
+	if (err == -EPERM || err == -EACCES)
+		c.state = KCM_CHECK_UNKNOWN;
+	if (err)
+		c.fix = err == -EINVAL ? "use Linux 6.12 or later for kcm-loader monitor" :
+			"run `kcm-loader check` as root, with cgroup v2 mounted";
+	print_check(&c, NULL);
+	return err ? 1 : 0;
+}
+
 int cmd_check(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -75,6 +93,7 @@ int cmd_check(int argc, char **argv)
 	if (env.json)
 		json_start_array(NULL);
 	missing = kcm_check_system(print_check, NULL);
+	missing += check_monitor_arm();
 	if (env.json) {
 		json_end_array();
 		json_done();

@@ -289,6 +289,68 @@ static int arm_fd(int copy, __u32 flags)
 	return setsockopt(copy, IPPROTO_TCP, KCM_HEALTH_ARM, &flags, sizeof(flags)) ? -errno : 0;
 }
 
+/*
+ * Whether the kernel lets the setsockopt program arm a socket: 0, or -EINVAL when its
+ * bpf_setsockopt() cannot set TCP_BPF_SOCK_OPS_CB_FLAGS from a cgroup/setsockopt program
+ * (Linux 6.12 added that; 6.1 refuses it). A TCP socket of our own, armed with no
+ * callbacks, asks. The program must be attached above this process's cgroup.
+ */
+static int arm_supported(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
+
+	if (fd < 0)
+		return -errno;
+	err = arm_fd(fd, 0);
+	close(fd);
+	return err == -ENOPROTOOPT ? 0 : err; /* the program did not run here: no answer */
+}
+
+#define ARM_UNSUPPORTED "this kernel's bpf_setsockopt() cannot set TCP_BPF_SOCK_OPS_CB_FLAGS " \
+	"from a cgroup/setsockopt program (Linux 6.12 added it), so monitor cannot arm " \
+	"transports here"
+
+int monitor_check_arm(char *seen, size_t len)
+{
+	struct kcm_health_bpf *skel = kcm_health_bpf__open_and_load();
+	struct bpf_link *link = NULL;
+	char root[PATH_MAX];
+	int cg = -1, err;
+
+	if (!skel) {
+		err = -errno;
+		snprintf(seen, len, "failed to load the health programs: %s", strerror(-err));
+		return err;
+	}
+	err = cgroup2_root(root, sizeof(root));
+	if (err) {
+		snprintf(seen, len, "no cgroup v2 is mounted");
+		goto out;
+	}
+	cg = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	link = cg < 0 ? NULL : bpf_program__attach_cgroup(skel->progs.kcm_health_arm, cg);
+	if (!link) {
+		err = -errno;
+		snprintf(seen, len, "failed to attach the setsockopt program to %s: %s", root,
+			 strerror(-err));
+		goto out;
+	}
+	err = arm_supported();
+	if (err == -EINVAL)
+		snprintf(seen, len, "%s", ARM_UNSUPPORTED);
+	else if (err)
+		snprintf(seen, len, "failed to arm a test socket: %s", strerror(-err));
+	else
+		snprintf(seen, len, "the setsockopt program arms TCP sockets (cgroup v2 at %s)",
+			 root);
+out:
+	bpf_link__destroy(link);
+	if (cg >= 0)
+		close(cg);
+	kcm_health_bpf__destroy(skel);
+	return err;
+}
+
 static int sock_cookie(int fd, __u64 *cookie)
 {
 	socklen_t len = sizeof(*cookie);
@@ -583,6 +645,8 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 	}
 	if (attach(m, cgroup))
 		return EXIT_FAIL;
+	if (arm_supported() == -EINVAL)
+		return fail("failed to arm the transports of mux '%s': " ARM_UNSUPPORTED, m->name);
 	arm_new(m);
 	last_scan = mono_ns();
 	if (ready_file && ready(ready_file))

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The test suite on several kernels: this machine's natively, and Debian's stock kernels
+# booted in qemu (scripts/guest.sh), each guest seeing this tree through a read-only root.
+# Prints each run's output, then one "N passed, N failed" line per kernel and a table.
+#
+#   scripts/test-kernels.sh [--suites "S1 S2..."] [--timeout SEC] [KERNEL...]
+#
+#   KERNEL     native, or a Debian kernel: 5.10, 6.1, 6.1.0-50, 6.12 (default:
+#              native 5.10 6.1 6.12; $KERNELS too)
+#   --suites   only these bats suites (run-tests.sh SUITE...; $SUITES too); default all
+#   --timeout  per guest, seconds (default 5400); a guest past it, or one that hangs or
+#              panics, is reported with the last lines of its console
+#
+# Logs: build/kernels/<kernel>.log. Exit 0 when every kernel passed. Needs root.
+set -u
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top" || exit 1
+
+suites=${SUITES:-}
+timeout=5400
+kernels=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--suites) suites=${2:?--suites needs a list}; shift 2 ;;
+	--timeout) timeout=${2:?--timeout needs seconds}; shift 2 ;;
+	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	-*) echo "test-kernels: unknown option '$1'" >&2; exit 2 ;;
+	*) kernels+=("$1"); shift ;;
+	esac
+done
+[ ${#kernels[@]} -gt 0 ] || read -r -a kernels <<<"${KERNELS:-native 5.10 6.1 6.12}"
+case $timeout in '' | *[!0-9]*) echo "test-kernels: invalid --timeout '$timeout'" >&2; exit 2 ;; esac
+[ "$(id -u)" -eq 0 ] || { echo "test-kernels: needs root (BPF, namespaces, qemu)" >&2; exit 1; }
+
+logdir=${BUILD:-$top/build}/kernels
+mkdir -p "$logdir"
+# shellcheck disable=SC2206
+suite_args=($suites)
+
+rows=()
+status=0
+for k in "${kernels[@]}"; do
+	log=$logdir/$k.log
+	echo "== kernel $k (log: $log)"
+	start=$(date +%s)
+	if [ "$k" = native ]; then
+		scripts/run-tests.sh "${suite_args[@]}" 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+		release=$(uname -r)
+	else
+		scripts/guest.sh run "$k" --timeout "$timeout" -- \
+			scripts/run-tests.sh "${suite_args[@]}" 2>&1 | tee "$log"
+		rc=${PIPESTATUS[0]}
+		release=$(sed -n 's/^guest\.sh: kernel \([^:]*\): boot.*/\1/p' "$log" | tail -n 1)
+	fi
+	secs=$(($(date +%s) - start))
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n 1)
+	skipped=$(sed -n 's/^\([0-9]*\) skipped$/\1/p' "$log" | tail -n 1)
+	case $rc in
+	0) verdict=ok ;;
+	124) verdict="timed out after ${timeout}s" ;;
+	125) verdict="guest died or hung (console in the log)" ;;
+	2) verdict="setup failed (see the log)" ;;
+	*) verdict=failed ;;
+	esac
+	[ "$rc" -eq 0 ] || status=1
+	echo "kernel $k: ${line:-no result}"
+	rows+=("$k|${release:-?}|${line:-no result}|${skipped:-0}|${secs}s|$verdict")
+done
+
+echo
+echo "== kernel matrix${suites:+ (suites: $suites)}"
+printf '%-10s %-26s %-22s %-8s %-8s %s\n' kernel release result skipped time verdict
+for r in "${rows[@]}"; do
+	IFS='|' read -r k rel res sk t v <<<"$r"
+	printf '%-10s %-26s %-22s %-8s %-8s %s\n' "$k" "$rel" "$res" "$sk" "$t" "$v"
+done
+exit $status

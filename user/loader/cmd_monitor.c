@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -290,6 +291,26 @@ static int arm_fd(int copy, __u32 flags)
 }
 
 /*
+ * Open the health programs. Their one kconfig extern (CONFIG_HZ, weak) makes libbpf read
+ * /boot/config-$(uname -r) or /proc/config.gz, and it fails the load when neither exists
+ * (container-optimised hosts and guests often have neither): then give it
+ * CONFIG_HZ=0 ("unknown": events then carry no rto_us).
+ */
+static struct kcm_health_bpf *health_open(void)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	char path[300];
+	struct utsname u;
+
+	if (!uname(&u)) {
+		snprintf(path, sizeof(path), "/boot/config-%s", u.release);
+		if (access(path, R_OK) && access("/proc/config.gz", R_OK))
+			opts.kconfig = "CONFIG_HZ=0"; /* read: unknown */
+	}
+	return kcm_health_bpf__open_opts(&opts);
+}
+
+/*
  * Whether the kernel lets the setsockopt program arm a socket: 0, or -EINVAL when its
  * bpf_setsockopt() cannot set TCP_BPF_SOCK_OPS_CB_FLAGS from a cgroup/setsockopt program
  * (Linux 6.12 added that; 6.1 refuses it). A TCP socket of our own, armed with no
@@ -312,15 +333,17 @@ static int arm_supported(void)
 
 int monitor_check_arm(char *seen, size_t len)
 {
-	struct kcm_health_bpf *skel = kcm_health_bpf__open_and_load();
+	struct kcm_health_bpf *skel = health_open();
 	struct bpf_link *link = NULL;
 	char root[PATH_MAX];
 	int cg = -1, err;
 
-	if (!skel) {
+	if (!skel || kcm_health_bpf__load(skel)) {
 		err = -errno;
-		snprintf(seen, len, "failed to load the health programs: %s", strerror(-err));
-		return err;
+		snprintf(seen, len, "failed to load the health programs: %s (kcm-loader -v check "
+			 "shows libbpf's messages)", strerror(-err));
+		kcm_health_bpf__destroy(skel);
+		return err ? err : -EINVAL;
 	}
 	err = cgroup2_root(root, sizeof(root));
 	if (err) {
@@ -614,7 +637,7 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 	err = pinned_open_whole(m->name, &m->pins);
 	if (err)
 		return err;
-	m->skel = kcm_health_bpf__open();
+	m->skel = health_open();
 	if (!m->skel)
 		return fail("failed to open the health programs: %s", strerror(errno));
 	if (reuse_maps(m))

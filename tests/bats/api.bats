@@ -121,5 +121,6 @@ api_group() {
 
 @test "parser programs: ids, refused objects, old option sizes, recvmmsg and recv_disable" {
 	require_root
+	require_one_per_redirect
 	api_group parser_ parser_api parser_recv
 }

@@ -246,6 +246,7 @@ check_senders_blocked() {
 }
 
 @test "parser program, one message per redirect: all workers stalled, the senders stop, nothing lost" {
+	require_one_per_redirect
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
 	flow_run stall --stall all --stall-ms 2000 --workers 4 --conns 4 \
 		--prog "$BUILD/parsers/thrift.bpf.o" --max-inflight "$MAX_INFLIGHT" --timeout 40
@@ -260,6 +261,7 @@ check_senders_blocked() {
 }
 
 @test "parser program, one message per redirect: kcm_close mid-stream loses nothing" {
+	require_one_per_redirect
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
 	flow_run close --count 50000 --close-after 1000 --pause-ms 200 --workers 4 --conns 4 \
 		--prog "$BUILD/parsers/thrift.bpf.o" --timeout 40

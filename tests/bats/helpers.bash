@@ -10,7 +10,22 @@ PROGS=$BUILD/tests
 require_root() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root: BPF (CAP_BPF, CAP_NET_ADMIN) and network namespaces"
 	[ -x "$LOADER" ] || skip "not built: run make first"
+	# every KCM socket needs this; kernels before 5.15 lack it (check.bats tests that)
+	[ -n "${KCM_NO_FEATURE_SKIP:-}" ] || require_feature unix-members
 }
+
+# require_feature NAME: skip unless `kcm-loader check` reports NAME ok on this kernel,
+# with what it saw. Checked once per run.
+require_feature() {
+	local cache=${BATS_RUN_TMPDIR:-/tmp}/kcm-check.json state
+	[ -s "$cache" ] || "$LOADER" check --json >"$cache" 2>/dev/null
+	state=$(jq -r --arg n "$1" '.[] | select(.name == $n) | "\(.state): \(.seen)"' "$cache")
+	[[ $state == ok:* ]] || skip "this kernel: $1 ${state:-not reported by kcm-loader check}"
+}
+
+# require_one_per_redirect: a mux with parser programs and no splitter (UDP KCM sockets
+# whose FIONREAD counts each message: not on Linux 6.1).
+require_one_per_redirect() { require_feature udp-members; }
 
 # netns_setup: two namespaces, client 10.99.N.1 and server 10.99.N.2, joined by veth.
 # Sets NS_C, NS_S, IP_C, IP_S. Names start with kcmt- so leak checks can find strays.

@@ -41,6 +41,7 @@ start_consumer_and_holder() {
 }
 
 @test "attach --prog: an SDK parser built as documented carries pipelined and trickled streams" {
+	require_one_per_redirect
 	netns_setup
 	build_sdk_parser
 	run "$LOADER" create "$MUX" --prog "$TMP/myproto.bpf.o" --json
@@ -71,6 +72,7 @@ start_consumer_and_holder() {
 }
 
 @test "two transports with different parsers in one mux feed one group" {
+	require_one_per_redirect
 	netns_setup
 	# without a splitter: a mux that splits batches with one parser refuses others
 	"$LOADER" create "$MUX" --prog "$BUILD/parsers/thrift.bpf.o"
@@ -104,6 +106,7 @@ start_consumer_and_holder() {
 }
 
 @test "--prog errors: a fixed-framing mux, missing objects, unknown frames, broken objects" {
+	require_one_per_redirect
 	"$LOADER" create "$MUX"
 	bg_run "$PROGS/tcp_holder" --listen "127.0.0.1:7201" --ready-file "$TMP/holder"
 	for _ in $(seq 100); do

@@ -258,32 +258,32 @@ static unsigned int demux_pick(unsigned int *next)
 #define IOV_MAX_BATCH 512
 
 /*
- * The reader: every readable connection is read in large chunks; complete frames go
- * round-robin to the workers as iovecs into the read buffer, and one writev per worker
- * per pass hands them over without another copy. A worker that does not keep up (its
- * pair is full) gets nothing more until it has taken its backlog.
+ * The reader: every readable connection is read in large chunks and its complete frames
+ * go round-robin to the workers through one of two hand-offs (below). A worker that does
+ * not keep up (its pair is full) gets nothing more until it has taken its backlog.
  */
-static void *demux_reader(void *arg)
+struct handoff {
+	void (*frame)(uint8_t *p, uint32_t len);	/* a whole frame, in the read buffer */
+	void (*conn_done)(void);	/* before the read buffer moves */
+	void (*pass_done)(int nevents);	/* after each epoll_wait() pass */
+};
+
+static void *demux_read(const struct handoff *h)
 {
-	unsigned int nw = B.cfg.workers, next = 0;
 	struct conn_buf *cb = calloc(B.cfg.conns, sizeof(*cb));
-	struct iovec *iov = calloc((size_t)nw * IOV_MAX_BATCH, sizeof(*iov));
-	size_t niov[MAX_WORKERS] = { 0 }, cap = READ_CHUNK + B.cfg.size;
+	size_t cap = READ_CHUNK + B.cfg.size;
 	struct epoll_event ev[MAX_CONNS];
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 
-	(void)arg;
 	for (unsigned int i = 0; cb && i < B.cfg.conns; i++) {
 		struct epoll_event e = { .events = EPOLLIN, .data.u32 = i };
 
 		cb[i].buf = malloc(cap);
 		epoll_ctl(ep, EPOLL_CTL_ADD, B.srv[i], &e);
 	}
-	while (cb && iov && !atomic_load(&B.stop)) {
+	while (cb && !atomic_load(&B.stop)) {
 		int n = epoll_wait(ep, ev, MAX_CONNS, 10);
 
-		for (unsigned int w = 0; n == 0 && w < nw; w++)
-			demux_flush(w, NULL, 0);
 		for (int e = 0; e < n; e++) {
 			struct conn_buf *c = &cb[ev[e].data.u32];
 			ssize_t r = read(B.srv[ev[e].data.u32], c->buf + c->have, cap - c->have);
@@ -294,33 +294,69 @@ static void *demux_reader(void *arg)
 			c->have += r;
 			while (c->have - off >= 4) {
 				uint32_t len;
-				unsigned int w;
 
 				memcpy(&len, c->buf + off, 4);
 				len = __builtin_bswap32(len) + 4;
 				if (c->have - off < len)
 					break;
-				w = demux_pick(&next);
-				iov[w * IOV_MAX_BATCH + niov[w]++] = (struct iovec){ c->buf + off, len };
+				h->frame(c->buf + off, len);
 				off += len;
-				if (niov[w] == IOV_MAX_BATCH) {
-					demux_flush(w, iov + w * IOV_MAX_BATCH, niov[w]);
-					niov[w] = 0;
-				}
 			}
-			for (unsigned int w = 0; w < nw; w++) {
-				demux_flush(w, iov + w * IOV_MAX_BATCH, niov[w]);
-				niov[w] = 0;
-			}
+			h->conn_done();
 			memmove(c->buf, c->buf + off, c->have - off);
 			c->have -= off;
 		}
+		h->pass_done(n);
 	}
 	for (unsigned int i = 0; cb && i < B.cfg.conns; i++)
 		free(cb[i].buf);
 	free(cb);
-	free(iov);
 	close(ep);
+	return NULL;
+}
+
+/*
+ * Hand-off by iovecs: frames go as iovecs into the read buffer, and one writev per
+ * worker per connection read hands them over without another copy.
+ */
+static struct iovec *iov;
+static size_t niov[MAX_WORKERS];
+static unsigned int iov_next;
+
+static void iov_frame(uint8_t *p, uint32_t len)
+{
+	unsigned int w = demux_pick(&iov_next);
+
+	iov[w * IOV_MAX_BATCH + niov[w]++] = (struct iovec){ p, len };
+	if (niov[w] == IOV_MAX_BATCH) {
+		demux_flush(w, iov + w * IOV_MAX_BATCH, niov[w]);
+		niov[w] = 0;
+	}
+}
+
+static void iov_conn_done(void)
+{
+	for (unsigned int w = 0; w < B.cfg.workers; w++) {
+		demux_flush(w, iov + w * IOV_MAX_BATCH, niov[w]);
+		niov[w] = 0;
+	}
+}
+
+static void iov_pass_done(int nevents)
+{
+	for (unsigned int w = 0; nevents == 0 && w < B.cfg.workers; w++)
+		demux_flush(w, NULL, 0);
+}
+
+static void *demux_reader(void *arg)
+{
+	static const struct handoff h = { iov_frame, iov_conn_done, iov_pass_done };
+
+	(void)arg;
+	iov = calloc((size_t)B.cfg.workers * IOV_MAX_BATCH, sizeof(*iov));
+	if (iov)
+		demux_read(&h);
+	free(iov);
 	return NULL;
 }
 
@@ -387,64 +423,41 @@ static unsigned int stage_pick(unsigned int *next, size_t len)
 	}
 }
 
+static unsigned int stage_next;
+
+static void stage_frame(uint8_t *p, uint32_t len)
+{
+	unsigned int w = stage_pick(&stage_next, len);
+
+	memcpy(stage[w].buf + stage[w].len, p, len);
+	stage[w].len += len;
+}
+
+static void stage_conn_done(void)
+{
+}
+
+static void stage_pass_done(int nevents)
+{
+	(void)nevents;
+	for (unsigned int w = 0; w < B.cfg.workers; w++)
+		stage_flush(w);
+}
+
 static void *demux_reader_staged(void *arg)
 {
-	unsigned int nw = B.cfg.workers, next = 0;
-	struct conn_buf *cb = calloc(B.cfg.conns, sizeof(*cb));
-	size_t cap = READ_CHUNK + B.cfg.size;
-	struct epoll_event ev[MAX_CONNS];
-	int ep = epoll_create1(EPOLL_CLOEXEC);
-	bool ok = cb != NULL;
+	static const struct handoff h = { stage_frame, stage_conn_done, stage_pass_done };
+	bool ok = true;
 
 	(void)arg;
-	for (unsigned int w = 0; w < nw; w++) {
+	for (unsigned int w = 0; w < B.cfg.workers; w++) {
 		stage[w].buf = malloc(STAGE_BYTES);
 		ok &= stage[w].buf != NULL;
 	}
-	for (unsigned int i = 0; ok && i < B.cfg.conns; i++) {
-		struct epoll_event e = { .events = EPOLLIN, .data.u32 = i };
-
-		cb[i].buf = malloc(cap);
-		epoll_ctl(ep, EPOLL_CTL_ADD, B.srv[i], &e);
-	}
-	while (ok && !atomic_load(&B.stop)) {
-		int n = epoll_wait(ep, ev, MAX_CONNS, 10);
-
-		for (unsigned int w = 0; n == 0 && w < nw; w++)
-			stage_flush(w);
-		for (int e = 0; e < n; e++) {
-			struct conn_buf *c = &cb[ev[e].data.u32];
-			ssize_t r = read(B.srv[ev[e].data.u32], c->buf + c->have, cap - c->have);
-			size_t off = 0;
-
-			if (r <= 0)
-				continue;
-			c->have += r;
-			while (c->have - off >= 4) {
-				uint32_t len;
-				unsigned int w;
-
-				memcpy(&len, c->buf + off, 4);
-				len = __builtin_bswap32(len) + 4;
-				if (c->have - off < len)
-					break;
-				w = stage_pick(&next, len);
-				memcpy(stage[w].buf + stage[w].len, c->buf + off, len);
-				stage[w].len += len;
-				off += len;
-			}
-			memmove(c->buf, c->buf + off, c->have - off);
-			c->have -= off;
-		}
-		for (unsigned int w = 0; w < nw; w++)
-			stage_flush(w);
-	}
-	for (unsigned int i = 0; cb && i < B.cfg.conns; i++)
-		free(cb[i].buf);
-	for (unsigned int w = 0; w < nw; w++)
+	if (ok)
+		demux_read(&h);
+	for (unsigned int w = 0; w < B.cfg.workers; w++)
 		free(stage[w].buf);
-	free(cb);
-	close(ep);
 	return NULL;
 }
 

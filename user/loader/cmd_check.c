@@ -63,33 +63,18 @@ static int check_monitor_arm(void)
 
 int cmd_check(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	int c, missing;
+	int missing, ret;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			env.json = true;
-			break;
-		case 'h':
-			printf("Usage: kcm-loader check [--json]\n\n"
-			       "Check what kcm-bpf needs from this kernel and process: privileges,\n"
-			       "bpffs, BTF, sockmap, stream parser, sk_msg, the socket types KCM\n"
-			       "sockets use, the data plane itself, and monitor's sock_ops. Each\n"
-			       "check does the real thing (creates the map, loads and attaches the\n"
-			       "program) and says what to do when it fails. Exit status: 0 all\n"
-			       "needed checks passed, 1 something is missing or could not be\n"
-			       "checked, 2 usage error.\n");
-			return EXIT_OK;
-		default:
-			return usage_error("check", "unknown option");
-		}
-	}
+	ret = json_help_options("check", argc, argv,
+		"Usage: kcm-loader check [--json]\n\n"
+		"Check what kcm-bpf needs from this kernel and process: privileges, bpffs, BTF,\n"
+		"sockmap, stream parser, sk_msg, the socket types KCM sockets use, the data\n"
+		"plane itself, and monitor's sock_ops and arming. Each check does the real\n"
+		"thing (creates the map, loads and attaches the program) and says what to do\n"
+		"when it fails. Exit status: 0 all needed checks passed, 1 something is\n"
+		"missing or could not be checked, 2 usage error.\n");
+	if (ret >= 0)
+		return ret;
 	if (optind != argc)
 		return usage_error("check", "takes no arguments");
 	if (env.json)

@@ -92,29 +92,15 @@ static const char *describe(const char *name)
 
 int cmd_parsers(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
 	char dirs[3][PATH_MAX], seen[64][64];
-	int c, ndirs, nseen = 0;
+	int ndirs, nseen = 0, ret;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			env.json = true;
-			break;
-		case 'h':
-			printf("Usage: kcm-loader parsers [--json]\n\n"
-			       "List the parser programs `--frame NAME` can select, with the folder\n"
-			       "each was found in ($KCM_PARSER_DIR, then next to kcm-loader).\n");
-			return EXIT_OK;
-		default:
-			return usage_error("parsers", "unknown option");
-		}
-	}
+	ret = json_help_options("parsers", argc, argv,
+		"Usage: kcm-loader parsers [--json]\n\n"
+		"List the parser programs `--frame NAME` can select, with the folder\n"
+		"each was found in ($KCM_PARSER_DIR, then next to kcm-loader).\n");
+	if (ret >= 0)
+		return ret;
 	if (optind != argc)
 		return usage_error("parsers", "takes no arguments");
 	ndirs = parser_dirs(dirs, 3);

@@ -326,31 +326,17 @@ static int show_mux(const char *name, int ncpu)
 
 int cmd_status(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	int c, ncpu = libbpf_num_possible_cpus(), n = 0;
+	int ncpu = libbpf_num_possible_cpus(), n = 0, ret;
 	struct dirent *de;
 	DIR *d;
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			env.json = true;
-			break;
-		case 'h':
-			printf("Usage: kcm-loader status [NAME] [--json]\n\n"
-			       "Show each mux: framing, the programs the kernel reports attached to\n"
-			       "its maps, its transports and KCM sockets with their counters, and\n"
-			       "anything stale. Exit 1 when NAME does not exist.\n");
-			return EXIT_OK;
-		default:
-			return usage_error("status", "unknown option");
-		}
-	}
+	ret = json_help_options("status", argc, argv,
+		"Usage: kcm-loader status [NAME] [--json]\n\n"
+		"Show each mux: framing, the programs the kernel reports attached to\n"
+		"its maps, its transports and KCM sockets with their counters, and\n"
+		"anything stale. Exit 1 when NAME does not exist.\n");
+	if (ret >= 0)
+		return ret;
 	if (argc - optind > 1)
 		return usage_error("status", "expected at most one NAME");
 	if (ncpu <= 0)

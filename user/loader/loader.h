@@ -24,6 +24,9 @@ int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Explain a libkcm failure: its own description, a hint for the errno, the libbpf log. */
 int fail_lib(const char *what, int err);
+/* Options of a command that takes only -j/--json and -h/--help (which prints @help):
+ * -1 to go on (optind at the first argument), else the exit status to return. */
+int json_help_options(const char *cmd, int argc, char **argv, const char *help);
 /* Strict integers: whole string, in [min, max]. Sizes accept K, M, G suffixes. */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);

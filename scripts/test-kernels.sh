@@ -48,7 +48,7 @@ for k in "${kernels[@]}"; do
 		rc=${PIPESTATUS[0]}
 		release=$(uname -r)
 	else
-		scripts/guest.sh run "$k" --timeout "$timeout" -- \
+		KCM_GUEST_TIMING=1 scripts/guest.sh run "$k" --timeout "$timeout" -- \
 			scripts/run-tests.sh "${suite_args[@]}" 2>&1 | tee "$log"
 		rc=${PIPESTATUS[0]}
 		release=$(sed -n 's/^guest\.sh: kernel \([^:]*\): boot.*/\1/p' "$log" | tail -n 1)

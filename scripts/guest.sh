@@ -471,6 +471,11 @@ cmd_run() {
 		esac
 	done
 	[ $# -gt 0 ] || die "no command (guest.sh run VERSION [options] -- COMMAND...)"
+	# The guest mounts fresh tmpfs on /tmp, /run and /dev/shm: a working directory under
+	# one of them (a clone in mktemp -d, say) is shared through as it is with --rw.
+	case $(readlink -f "$PWD")/ in
+	/tmp/* | /run/* | /dev/shm/*) rws+=("$(readlink -f "$PWD")") ;;
+	esac
 	for d in "${rws[@]}"; do
 		[ -d "$d" ] || die "--rw $d: not a directory"
 		[[ $d != *[[:space:],]* ]] || die "--rw $d: no spaces or commas in shared paths"

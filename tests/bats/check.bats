@@ -13,6 +13,9 @@ setup() {
 }
 
 teardown() {
+	[ -z "${NS:-}" ] || ip netns del "$NS" 2>/dev/null || true
+	[ -z "${MUX:-}" ] || "$LOADER" destroy "$MUX" >/dev/null 2>&1 || true
+	[ -z "${MUX:-}" ] || "$LOADER" destroy "$MUX-p" >/dev/null 2>&1 || true
 	rm -rf "$TMP"
 }
 
@@ -54,9 +57,10 @@ state() { jq -r --arg n "$1" '.[] | select(.name == $n) | .state' "$TMP/check.js
 		[ "$status" -eq 1 ] && [[ "$output" == *TCP_BPF_SOCK_OPS_CB_FLAGS* ]]
 	fi
 	# KCM sockets of a length-prefix mux (AF_UNIX members)
-	ip netns add "kcmt-check-$$"
-	ip -n "kcmt-check-$$" link set lo up
-	run timeout 20 nsenter --net=/run/netns/"kcmt-check-$$" "$PROGS/kcm_server" \
+	NS=kcmt-check-$$
+	ip netns add "$NS"
+	ip -n "$NS" link set lo up
+	run timeout 20 nsenter --net=/run/netns/"$NS" "$PROGS/kcm_server" \
 		--listen 127.0.0.1:7300 --conns 1 --timeout 1
 	echo "unix-members $(state unix-members): $output"
 	if [ "$(state unix-members)" = ok ]; then # its workers ran (and timed out idle)
@@ -68,7 +72,6 @@ state() { jq -r --arg n "$1" '.[] | select(.name == $n) | .state' "$TMP/check.js
 	run "$LOADER" create "$MUX-p" --prog "$BUILD/parsers/thrift.bpf.o"
 	echo "udp-members $(state udp-members): $output"
 	"$LOADER" destroy "$MUX-p" 2>/dev/null || true
-	ip netns del "kcmt-check-$$"
 	if [ "$(state udp-members)" = ok ]; then
 		[ "$status" -eq 0 ]
 	else

@@ -470,8 +470,8 @@ static void parse(int argc, char **argv)
 		{ "outstanding", required_argument, NULL, 'o' },
 		{ "hot", required_argument, NULL, 'H' }, { "stall-ms", required_argument, NULL, 'S' },
 		{ "batch", required_argument, NULL, 'b' },
+		{ "member-rcvbuf", required_argument, NULL, 'r' },
 		{ "parser", required_argument, NULL, 'p' }, { "pin", required_argument, NULL, 'P' },
-		{ "parser", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' }, { "help", no_argument, NULL, 'h' }, {},
 	};
 	struct cfg *c = &B.cfg;

@@ -7,19 +7,10 @@
 
 load helpers
 
-# Whether this kernel lets monitor arm transports (kcm-loader check's monitor-arm): once.
-setup_file() {
-	if [ "$(id -u)" -eq 0 ] && [ -x "$LOADER" ]; then
-		MONITOR_ARM=$("$LOADER" check --json 2>/dev/null |
-			jq -r '.[] | select(.name == "monitor-arm") | "\(.state): \(.seen)"')
-		export MONITOR_ARM
-	fi
-}
-
 setup() {
 	require_root
 	command -v jq >/dev/null || skip "needs jq"
-	[[ ${MONITOR_ARM:-} == ok:* ]] || skip "kcm-loader check: monitor-arm ${MONITOR_ARM:-not run}"
+	require_feature monitor-arm # arming transports: not on Linux 6.1
 	netns_setup
 	MUX=kcmt-mon-$$-$BATS_TEST_NUMBER
 	TMP=$(mktemp -d)

@@ -2,6 +2,7 @@
 /* bpffs: mounting it, the kcm folder, its lock, and pin paths. */
 #include <errno.h>
 #include <fcntl.h>
+#include <mntent.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -74,6 +75,24 @@ int kcm_bpffs_prepare(void)
 	if (chmod(KCM_PIN_ROOT, 0700))
 		return -errno;
 	return 0;
+}
+
+int kcm_cgroup2_root(char *buf, size_t len)
+{
+	FILE *f = setmntent("/proc/mounts", "r");
+	struct mntent *m;
+	int err = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while ((m = getmntent(f)))
+		if (!strcmp(m->mnt_type, "cgroup2")) {
+			snprintf(buf, len, "%s", m->mnt_dir);
+			err = 0;
+			break;
+		}
+	endmntent(f);
+	return err;
 }
 
 /*

@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <mntent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -354,31 +353,13 @@ static void check_data_plane(struct run *r)
 	       "kcm.bpf.o loads and a private mux works");
 }
 
-/* The mount point of cgroup v2, or NULL. */
-static bool cgroup2_mount(char *buf, size_t len)
-{
-	FILE *f = setmntent("/proc/self/mounts", "r");
-	struct mntent *m;
-	bool found = false;
-
-	if (!f)
-		return false;
-	while (!found && (m = getmntent(f)))
-		if (!strcmp(m->mnt_type, "cgroup2")) {
-			snprintf(buf, len, "%s", m->mnt_dir);
-			found = true;
-		}
-	endmntent(f);
-	return found;
-}
-
 static void check_monitor(struct run *r)
 {
 	const char *what = "kcm-loader monitor (sock_ops on cgroup v2)";
 	char where[200];
 	int fd;
 
-	if (!cgroup2_mount(where, sizeof(where))) {
+	if (kcm_cgroup2_root(where, sizeof(where))) {
 		report(r, "monitor", KCM_CHECK_MISSING, what,
 		       "mount -t cgroup2 none /sys/fs/cgroup/unified (or boot with cgroup v2)",
 		       "no cgroup v2 is mounted");

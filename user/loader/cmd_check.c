@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "json.h"
 #include "kcm.h"
@@ -54,7 +53,7 @@ static int check_monitor_arm(void)
 	if (err == -EPERM || err == -EACCES)
 		c.state = KCM_CHECK_UNKNOWN;
 	if (err)
-		c.fix = strstr(c.seen, "TCP_BPF_SOCK_OPS_CB_FLAGS") ?
+		c.fix = err == -EOPNOTSUPP ?
 			"use Linux 6.12 or later for kcm-loader monitor" :
 			"run `kcm-loader check` as root, with cgroup v2 mounted";
 	print_check(&c, NULL);

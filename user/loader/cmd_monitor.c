@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <mntent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,25 +94,6 @@ static const char *event_name(__u32 type)
 	default:
 		return "unknown";
 	}
-}
-
-/* The mount point of cgroup v2 (the root cgroup), from /proc/mounts. */
-static int cgroup2_root(char *buf, size_t len)
-{
-	FILE *f = setmntent("/proc/mounts", "r");
-	struct mntent *m;
-	int err = -ENOENT;
-
-	if (!f)
-		return -errno;
-	while ((m = getmntent(f)))
-		if (!strcmp(m->mnt_type, "cgroup2")) {
-			snprintf(buf, len, "%s", m->mnt_dir);
-			err = 0;
-			break;
-		}
-	endmntent(f);
-	return err;
 }
 
 /* Parse errors come from the data plane without addresses: take them from transport_info. */
@@ -345,7 +325,7 @@ int monitor_check_arm(char *seen, size_t len)
 		kcm_health_bpf__destroy(skel);
 		return err ? err : -EINVAL;
 	}
-	err = cgroup2_root(root, sizeof(root));
+	err = kcm_cgroup2_root(root, sizeof(root));
 	if (err) {
 		snprintf(seen, len, "no cgroup v2 is mounted");
 		goto out;
@@ -359,9 +339,10 @@ int monitor_check_arm(char *seen, size_t len)
 		goto out;
 	}
 	err = arm_supported();
-	if (err == -EINVAL)
+	if (err == -EINVAL) {
 		snprintf(seen, len, "%s", ARM_UNSUPPORTED);
-	else if (err)
+		err = -EOPNOTSUPP; /* the kernel's answer, apart from our own failures */
+	} else if (err)
 		snprintf(seen, len, "failed to arm a test socket: %s", strerror(-err));
 	else
 		snprintf(seen, len, "the setsockopt program arms TCP sockets (cgroup v2 at %s)",
@@ -840,7 +821,7 @@ int cmd_monitor(int argc, char **argv)
 		goto out;
 	}
 	if (!cgroup) {
-		err = cgroup2_root(root, sizeof(root));
+		err = kcm_cgroup2_root(root, sizeof(root));
 		if (err) {
 			err = fail("failed to find cgroup v2 in /proc/mounts: %s (mount it with "
 				   "`mount -t cgroup2 none /sys/fs/cgroup/unified`, or pass "

@@ -33,7 +33,7 @@ int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 bool pid_alive(pid_t pid);
 
 /* cmd_monitor.c: whether monitor can arm transports on this kernel (kcm-loader check):
- * 0 or -errno, with what was seen in @seen */
+ * 0, -EOPNOTSUPP when the kernel cannot, or another -errno; what was seen in @seen */
 int monitor_check_arm(char *seen, size_t len);
 
 /* flow_show.c: a mux's flow-control state (status, stats) */

@@ -29,10 +29,17 @@ result() { # result ok|fail|skip NAME [DETAIL]
 	esac
 }
 
-count_progs() { bpftool prog show 2>/dev/null | grep -cE ' (sk_skb|sk_msg|sock_ops|cgroup_sockopt) '; }
+# sched_cls: a parser program's splitting copy (user/lib/split_prog.c)
+count_progs() { bpftool prog show 2>/dev/null | grep -cE ' (sk_skb|sk_msg|sock_ops|cgroup_sockopt|sched_cls) '; }
 count_maps() { bpftool map show 2>/dev/null | grep -cE ' (sockmap|sockhash) '; }
 count_warnings() { dmesg 2>/dev/null | grep -E 'WARNING:|BUG:|general protection' | grep -vc 'Speculative Return Stack'; }
 list_pins() { ls /sys/fs/bpf/kcm 2>/dev/null | sort; }
+
+# has_feature NAME: `kcm-loader check` reports NAME ok on this kernel
+has_feature() {
+	"$build/kcm-loader" check --json 2>/dev/null |
+		jq -e --arg n "$1" 'any(.[]; .name == $n and .state == "ok")' >/dev/null
+}
 
 root=0
 [ "$(id -u)" -eq 0 ] && root=1
@@ -102,6 +109,12 @@ if wanted traffic; then
 	# And once more with the parser's user-space build splitting batches (--frame).
 	KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o KCM_TRAFFIC_SPLIT=thrift \
 		run_suite tests/bats/traffic.bats traffic-split
+	# And with the parser program splitting for itself (--split prog); without UDP
+	# FIONREAD traffic-sdk runs that way already.
+	if has_feature udp-members; then
+		KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o KCM_TRAFFIC_SPLIT=prog \
+			run_suite tests/bats/traffic.bats traffic-prog
+	fi
 fi
 
 echo "== leftovers"

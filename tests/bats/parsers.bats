@@ -13,7 +13,6 @@ CASES=(valid truncated_header truncated_body truncated_then_eof trickle pipeline
 
 setup() {
 	require_root
-	require_one_per_redirect # parser_check: parser programs, one message per redirect
 	[ -x "$PROGS/parser_check" ] || skip "not built: run make first"
 }
 

@@ -17,7 +17,6 @@ WORKERS=4
 
 setup() {
 	require_root
-	require_one_per_redirect # the servers use parser programs without a splitter
 	netns_setup
 	SUMMARY=$BATS_TEST_TMPDIR/summary.json
 	READY=$BATS_TEST_TMPDIR/ready

@@ -9,9 +9,6 @@ PORT=7100
 
 setup() {
 	require_root
-	if [ -n "${KCM_TRAFFIC_PARSER:-}" ] && [ -z "${KCM_TRAFFIC_SPLIT:-}" ]; then
-		require_one_per_redirect
-	fi
 	netns_setup
 	MUX=kcmt-traffic-$$-$BATS_SUITE_TEST_NUMBER
 	READY=$BATS_TEST_TMPDIR/ready

@@ -47,6 +47,7 @@ struct kcm_mux {
 	struct kcm_flowctl *ctl;	/* this process's flow controller (flowctl.c) */
 	struct kcm_framing framing;
 	kcm_split_fn split;		/* parser programs that batch; NULL otherwise */
+	int split_prog;			/* splitter "prog": the parser as a tc program, or -1 */
 	char name[KCM_NAME_MAX];	/* pin name, "" when private */
 	int lock_fd;			/* bpffs folder for flock(), -1 when private */
 	pthread_mutex_t lock;		/* members, transport table */
@@ -138,6 +139,18 @@ kcm_split_fn kcm_splitter_find(const char *name);
 /* Length of the message at @buf by the mux's framing or splitter: > 0, 0 when @len bytes
  * cannot tell, -EMSGSIZE over max_msg_size, -EBADMSG or another -errno when invalid. */
 int64_t kcm_msg_length(const struct kcm_mux *mux, const void *buf, size_t len);
+
+/* split_prog.c: splitter "prog", the parser program run by BPF_PROG_TEST_RUN on each
+ * message's first bytes. Load the copy from @path, pin it with the mux, open the pin. */
+#define KCM_SPLIT_PROG "prog"
+#define KCM_SPLIT_PROG_PIN "split_prog"
+#define KCM_SPLIT_PROG_PEEK 3072	/* bytes of a message the parser is shown, at most */
+int kcm_split_prog_load(struct kcm_mux *mux, const char *path);
+int kcm_split_prog_pin(struct kcm_mux *mux);
+int kcm_split_prog_open(struct kcm_mux *mux);
+int64_t kcm_split_prog_run(const struct kcm_mux *mux, const void *buf, size_t len);
+/* A splitter name kcm_mux_opts may give: a shipped parser, or KCM_SPLIT_PROG. */
+bool kcm_splitter_valid(const char *name);
 
 /* Parser programs without a splitter: one message per redirect, UDP KCM sockets that
  * learn each message's length from FIONREAD. */

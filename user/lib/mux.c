@@ -28,7 +28,7 @@ static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 
 	if (o->parser && !o->splitter && o->batch > 1)
 		return -EINVAL; /* one message per redirect is how members learn lengths */
-	if (o->splitter && (!o->parser || !kcm_splitter_find(o->splitter)))
+	if (o->splitter && (!o->parser || !kcm_splitter_valid(o->splitter)))
 		return -EINVAL;
 	if (f->len_size != 1 && f->len_size != 2 && f->len_size != 3 && f->len_size != 4 &&
 	    f->len_size != 8)
@@ -57,6 +57,10 @@ static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 	};
 	if (o->splitter)
 		snprintf(cfg->splitter, sizeof(cfg->splitter), "%s", o->splitter);
+	/* Without UDP FIONREAD, UDP KCM sockets could not tell messages apart: the parser
+	 * splits for itself (split_prog.c), one message per redirect as before. */
+	if (kcm_one_per_redirect(cfg) && !kcm_kernel_udp_inq())
+		snprintf(cfg->splitter, sizeof(cfg->splitter), "%s", KCM_SPLIT_PROG);
 	if (cfg->max_msg < f->len_offset + f->len_size)
 		return -EINVAL;
 	return 0;
@@ -75,6 +79,7 @@ static struct kcm_mux *mux_alloc(void)
 	for (int i = 0; i < KCM_MAX_PARSERS; i++)
 		mux->parser_map[i] = -1;
 	mux->lock_fd = -1;
+	mux->split_prog = -1;
 	pthread_mutex_init(&mux->lock, NULL);
 	pthread_rwlock_init(&mux->tx_lock, NULL);
 	return mux;
@@ -216,6 +221,8 @@ static int mux_pin(struct kcm_mux *mux)
 		if (!err && chmod(path, 0600))
 			err = kcm_fail(-errno, "failed to restrict %s to root", path);
 	}
+	if (!err && mux->split_prog >= 0)
+		err = kcm_split_prog_pin(mux);
 	kcm_pins_unlock(lock);
 	if (err && err != -EEXIST)
 		kcm_mux_unpin(mux->name);
@@ -243,23 +250,16 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	copy.sz = sizeof(copy);
 	err = opts_check(opts, &cfg);
 	if (err) {
-		if (opts->splitter && !kcm_splitter_find(opts->splitter))
-			kcm_fail(err, "invalid mux options: no shipped parser is called '%s'",
-				 opts->splitter);
+		if (opts->splitter && !kcm_splitter_valid(opts->splitter))
+			kcm_fail(err, "invalid mux options: no shipped parser is called '%s' (and "
+				 "it is not '%s', the parser program itself)", opts->splitter,
+				 KCM_SPLIT_PROG);
 		else if (opts->splitter && !opts->parser)
 			kcm_fail(err, "invalid mux options: a splitter needs a parser program");
 		else
 			kcm_fail(err, opts->parser && opts->batch > 1 ? "invalid mux options: a mux "
 				 "with parser programs and no splitter delivers one message per "
 				 "redirect (batch 1)" : "invalid mux options");
-		goto fail;
-	}
-	if (kcm_one_per_redirect(&cfg) && !kcm_kernel_udp_inq()) {
-		err = kcm_fail(-EOPNOTSUPP, "failed to create a mux with parser programs and no "
-			       "splitter: this kernel has no FIONREAD for UDP sockets in a sockmap "
-			       "(udp_bpf_ioctl), so readers could not tell messages apart; give a "
-			       "splitter (kcm_mux_opts.splitter, kcm-loader create --frame NAME or "
-			       "--prog OBJ --split NAME)");
 		goto fail;
 	}
 	if (opts->pin_name && !opts->persistent)
@@ -329,6 +329,8 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	if (!err && opts->parser) {
 		parser_fd = kcm_parser_load(mux, opts->parser, &pinfo);
 		err = parser_fd < 0 ? parser_fd : kcm_parser_record(mux, 0, &pinfo);
+		if (!err && !strcmp(cfg.splitter, KCM_SPLIT_PROG))
+			err = kcm_split_prog_load(mux, opts->parser);
 	}
 	if (!err)
 		err = mux_wire(mux, opts->parser ? parser_fd : mux->prog_fd[KCM_PROG_PARSER]);
@@ -388,6 +390,8 @@ struct kcm_mux *kcm_mux_open(const char *name)
 	if (!err && mux->cfg.version != KCM_CONFIG_VERSION)
 		err = kcm_fail(-EPROTO, "mux '%s' was made by another kcm-bpf version (%u, want %u)",
 			       name, mux->cfg.version, KCM_CONFIG_VERSION);
+	if (!err && !strcmp(mux->cfg.splitter, KCM_SPLIT_PROG))
+		err = kcm_split_prog_open(mux);
 	if (err) {
 		mux->name[0] = '\0';
 		kcm_mux_close(mux);
@@ -433,6 +437,8 @@ void kcm_mux_close(struct kcm_mux *mux)
 		kcm_mux_unlock(mux);
 	}
 	kcm_tx_clear(mux);
+	if (mux->split_prog >= 0)
+		close(mux->split_prog);
 	for (int i = 0; i < KCM_MAX_PARSERS; i++)
 		if (mux->parser_map[i] >= 0)
 			close(mux->parser_map[i]);

@@ -296,6 +296,14 @@ int kcm_parser_open(struct kcm_mux *mux, const char *path)
 		errno = EINVAL;
 		return -1;
 	}
+	if (!strcmp(mux->cfg.splitter, KCM_SPLIT_PROG)) {
+		err = kcm_fail(-EOPNOTSUPP, "mux readers split messages by running its own parser "
+			       "program%s, so transports cannot have parsers of their own (that "
+			       "needs FIONREAD for UDP sockets in a sockmap: kcm-loader check, udp-members)",
+			       kcm_kernel_udp_inq() ? "" : " (this kernel has no FIONREAD for UDP "
+			       "sockets in a sockmap)");
+		goto fail;
+	}
 	if (mux->cfg.splitter[0]) {
 		err = kcm_fail(-EOPNOTSUPP, "mux batches and splits messages with the '%s' parser; "
 			       "transports cannot have parsers of their own (create it without a "

@@ -48,7 +48,8 @@ static ssize_t next_len_queued(struct kcm_sock *ks)
 ssize_t kcm_next_len(struct kcm_sock *ks)
 {
 	const struct kcm_mux *mux = ks->mux;
-	size_t want = mux->split ? SPLIT_PEEK : mux->framing.len_offset + mux->framing.len_size;
+	size_t want = mux->split_prog >= 0 ? KCM_SPLIT_PROG_PEEK :
+		      mux->split ? SPLIT_PEEK : mux->framing.len_offset + mux->framing.len_size;
 	unsigned char hdr[HDR_MAX];
 	ssize_t r;
 

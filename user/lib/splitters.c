@@ -31,14 +31,22 @@ kcm_split_fn kcm_splitter_find(const char *name)
 	return NULL;
 }
 
+bool kcm_splitter_valid(const char *name)
+{
+	return !strcmp(name, KCM_SPLIT_PROG) || kcm_splitter_find(name);
+}
+
 /* Length of the message at @buf: > 0, 0 when @len bytes cannot tell, or -errno. */
 int64_t kcm_msg_length(const struct kcm_mux *mux, const void *buf, size_t len)
 {
 	int64_t r;
 
-	if (!mux->split)
+	if (mux->split_prog >= 0)
+		r = kcm_split_prog_run(mux, buf, len);
+	else if (!mux->split)
 		return kcm_frame_length(&mux->framing, buf, len, mux->cfg.max_msg);
-	r = mux->split(buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
+	else
+		r = mux->split(buf, len > UINT32_MAX ? UINT32_MAX : (uint32_t)len);
 	if (r > (int64_t)mux->cfg.max_msg)
 		return -EMSGSIZE;
 	return r;

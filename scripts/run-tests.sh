@@ -103,6 +103,10 @@ wanted() { # wanted NAME: no SUITE arguments, or NAME among them
 for suite in tests/bats/*.bats; do
 	wanted "$(basename "$suite" .bats)" && run_suite "$suite"
 done
+# monitor's tracing path, which it takes by itself where it cannot arm transports
+if wanted monitor && has_feature monitor-arm; then
+	KCM_MONITOR_TRACE=1 run_suite tests/bats/monitor.bats monitor-trace
+fi
 if wanted traffic; then
 	# The traffic cases again, through the shipped Thrift parser program (parser SDK).
 	KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o run_suite tests/bats/traffic.bats traffic-sdk

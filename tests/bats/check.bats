@@ -47,14 +47,16 @@ state() { jq -r --arg n "$1" '.[] | select(.name == $n) | .state' "$TMP/check.js
 	run "$LOADER" create "$MUX"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	# monitor arms transports, or says why it cannot
-	run "$LOADER" monitor "$MUX" --duration 1 --ready-file "$TMP/armed"
+	# monitor arms transports, or says why it cannot and watches through tracepoints
+	run "$LOADER" monitor "$MUX" --duration 1 --ready-file "$TMP/armed" --stats-cost --json
 	echo "monitor-arm $(state monitor-arm): $output"
 	"$LOADER" destroy "$MUX"
+	[ "$status" -eq 0 ] && [ -e "$TMP/armed" ]
 	if [ "$(state monitor-arm)" = ok ]; then
-		[ "$status" -eq 0 ] && [ -e "$TMP/armed" ]
+		[[ "$output" == *'"path":"sock_ops"'* ]] && [[ "$output" != *tracepoints* ]]
 	else
-		[ "$status" -eq 1 ] && [[ "$output" == *TCP_BPF_SOCK_OPS_CB_FLAGS* ]]
+		[[ "$output" == *'"path":"tracing"'* ]]
+		[[ "$output" == *TCP_BPF_SOCK_OPS_CB_FLAGS*"through tracepoints"* ]]
 	fi
 	# KCM sockets of a length-prefix mux (AF_UNIX members)
 	NS=kcmt-check-$$
@@ -68,14 +70,18 @@ state() { jq -r --arg n "$1" '.[] | select(.name == $n) | .state' "$TMP/check.js
 	else
 		[[ "$output" != *"worker 0:"* ]] && [[ "$output" == *"Operation not supported"* ]]
 	fi
-	# a parser mux with one message per redirect (UDP members read with FIONREAD)
+	# a parser mux without a splitter: one message per redirect to UDP members read with
+	# FIONREAD, or else the parser splits for itself
 	run "$LOADER" create "$MUX-p" --prog "$BUILD/parsers/thrift.bpf.o"
 	echo "udp-members $(state udp-members): $output"
-	"$LOADER" destroy "$MUX-p" 2>/dev/null || true
+	[ "$status" -eq 0 ]
+	run "$LOADER" status "$MUX-p" --json
+	"$LOADER" destroy "$MUX-p"
+	echo "$output"
 	if [ "$(state udp-members)" = ok ]; then
-		[ "$status" -eq 0 ]
+		echo "$output" | jq -e '.[0].splitter == null'
 	else
-		[ "$status" -eq 1 ] && [[ "$output" == *FIONREAD* ]]
+		echo "$output" | jq -e '.[0].splitter == "prog"'
 	fi
 }
 

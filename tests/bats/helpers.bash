@@ -14,13 +14,21 @@ require_root() {
 	[ -n "${KCM_NO_FEATURE_SKIP:-}" ] || require_feature unix-members
 }
 
-# require_feature NAME: skip unless `kcm-loader check` reports NAME ok on this kernel,
-# with what it saw. Checked once per run.
-require_feature() {
-	local cache=${BATS_RUN_TMPDIR:-/tmp}/kcm-check.json state
+# feature_state NAME: "STATE: what it saw" from `kcm-loader check`, checked once per run.
+feature_state() {
+	local cache=${BATS_RUN_TMPDIR:-/tmp}/kcm-check.json
 	# check exits 1 when something is missing: that is an answer, not a failure
 	[ -s "$cache" ] || "$LOADER" check --json >"$cache" 2>/dev/null || true
-	state=$(jq -r --arg n "$1" '.[] | select(.name == $n) | "\(.state): \(.seen)"' "$cache")
+	jq -r --arg n "$1" '.[] | select(.name == $n) | "\(.state): \(.seen)"' "$cache"
+}
+
+# has_feature NAME: `kcm-loader check` reports NAME ok on this kernel.
+has_feature() { [[ $(feature_state "$1") == ok:* ]]; }
+
+# require_feature NAME: skip unless `kcm-loader check` reports NAME ok, with what it saw.
+require_feature() {
+	local state
+	state=$(feature_state "$1")
 	[[ $state == ok:* ]] || skip "this kernel: $1 ${state:-not reported by kcm-loader check}"
 }
 

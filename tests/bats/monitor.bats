@@ -2,7 +2,9 @@
 # kcm-loader monitor on real traffic: a transport behind a slow link crosses the srtt
 # threshold and one over loopback does not; lost packets give retransmission events at
 # and past the threshold only; a peer's RST is reported as the death of the transport with
-# ECONNRESET; the sock_ops program's cost per callback is measured. This kernel has no
+# ECONNRESET; the sock_ops program's cost per callback is measured. KCM_MONITOR_TRACE=1
+# runs every case on the tracing path (--trace), which monitor takes by itself where it
+# cannot arm transports (kcm-loader check: monitor-arm). This kernel has no
 # netem: delay comes from tbf queueing, loss from a tc ingress BPF program built here.
 
 load helpers
@@ -10,7 +12,6 @@ load helpers
 setup() {
 	require_root
 	command -v jq >/dev/null || skip "needs jq"
-	require_feature monitor-arm # arming transports: not on Linux 6.1
 	netns_setup
 	MUX=kcmt-mon-$$-$BATS_TEST_NUMBER
 	TMP=$(mktemp -d)
@@ -30,6 +31,12 @@ no_programs_left() {
 	if grep -q 'kcm_health' <<<"$tree"; then
 		echo "programs left attached:"
 		echo "$tree"
+		return 1
+	fi
+	# the tracing path's programs (names cut at 15 characters)
+	if bpftool prog show | grep -q 'kcm_health_tra'; then
+		echo "tracing programs left loaded:"
+		bpftool prog show | grep 'kcm_health_tra'
 		return 1
 	fi
 }
@@ -55,7 +62,8 @@ client() {
 # monitor ARGS...: run kcm-loader monitor in the background, its events in $TMP/events.
 monitor() {
 	rm -f "$TMP/armed"
-	bg_run "$LOADER" monitor "$MUX" --json --ready-file "$TMP/armed" "$@"
+	bg_run "$LOADER" monitor "$MUX" --json --ready-file "$TMP/armed" \
+		${KCM_MONITOR_TRACE:+--trace} "$@"
 	MONITOR=$BG_PID
 }
 
@@ -158,6 +166,24 @@ EOF
 	[ "$(count '.event != "retrans"')" = 0 ]
 	echo "# retrans events: $(count '.event == "retrans"'), last total_retrans $(
 		events '.event == "retrans"' | tail -1 | jq .value)" >&3
+	no_programs_left
+}
+
+@test "rto: every retransmission timeout of a transport whose peer hears nothing, counted from 1" {
+	start_server 1
+	client in_client 0 --count 50 --size 100 --hold 60
+	wait_for_file "$TMP/attached"
+	# connected: from now on the requests arrive, and every reply and ACK to the client
+	# is lost
+	lossy_link 100
+	monitor --rto --duration 5 >"$TMP/events"
+	wait_for_file "$TMP/armed"
+	finish_monitor
+	# 200 ms, then doubling: at least 3 timeouts in 5 s, numbered 1, 2, 3...
+	[ "$(count '.event == "rto"')" -ge 3 ]
+	[ "$(events '.event == "rto"' | jq -s '[.[].value] == ([range(1; length + 1)])')" = true ]
+	[ "$(count ".event == \"rto\" and (.remote | startswith(\"$IP_C:\")) | not")" = 0 ]
+	[ "$(count '.event != "rto"')" = 0 ]
 	no_programs_left
 }
 

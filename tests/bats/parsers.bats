@@ -104,11 +104,16 @@ pipelined() {
 
 @test "pipelined: a parser reading at skb offset 0 corrupts messages; the SDK's delivers all" {
 	local n=40
-	pipelined "$BUILD/tests/parsers/naive_thrift.bpf.o" $n
-	[ "$SENT" -eq $n ]
-	# observed: the first message intact, then every cut made with its length
-	[ "$INTACT" -lt $n ]
-	[ "$CORRUPT" -gt 0 ]
+	# Without UDP FIONREAD the parser splits its KCM socket's stream again in user space
+	# (--split prog), from each message's real start, which hides wrong cuts with one
+	# KCM socket: the negative control needs one message per redirect.
+	if has_feature udp-members; then
+		pipelined "$BUILD/tests/parsers/naive_thrift.bpf.o" $n
+		[ "$SENT" -eq $n ]
+		# observed: the first message intact, then every cut made with its length
+		[ "$INTACT" -lt $n ]
+		[ "$CORRUPT" -gt 0 ]
+	fi
 	pipelined "$BUILD/parsers/thrift.bpf.o" $n
 	[ "$SENT" -eq $n ]
 	[ "$DELIVERED" -eq $n ]

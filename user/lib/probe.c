@@ -301,7 +301,9 @@ static void check_unix_members(struct run *r)
 
 static void check_udp_members(struct run *r)
 {
-	const char *what = "KCM sockets of parser muxes without a splitter";
+	const char *what = "transports with parsers of their own (attach --prog), and parser "
+			   "muxes without a splitter, which otherwise split by test-running the "
+			   "parser";
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd, err;
 
@@ -324,7 +326,8 @@ static void check_udp_members(struct run *r)
 		       "the kernel refuses a UDP socket in a sockmap: %s", strerror(-err));
 	else if (!kcm_kernel_udp_inq())
 		report(r, "udp-members", KCM_CHECK_MISSING, what,
-		       "use a splitter (kcm-loader create --frame NAME, or --prog OBJ --split NAME)",
+		       "give each mux one parser; --prog OBJ alone then splits with OBJ "
+		       "(--split prog), or use a shipped splitter (--frame NAME)",
 		       "no FIONREAD for UDP sockets in a sockmap (no udp_bpf_ioctl in the "
 		       "kernel's BTF): readers could not tell messages apart");
 	else

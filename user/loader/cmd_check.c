@@ -46,7 +46,8 @@ static void print_check(const struct kcm_check *c, void *ctx)
 static int check_monitor_arm(void)
 {
 	struct kcm_check c = { .name = "monitor-arm",
-			       .needed_for = "kcm-loader monitor (arming transports)" };
+			       .needed_for = "kcm-loader monitor's sock_ops path (without it, "
+					     "monitor uses tracepoints, machine-wide)" };
 	int err = monitor_check_arm(c.seen, sizeof(c.seen));
 
 	c.state = err ? KCM_CHECK_MISSING : KCM_CHECK_OK;
@@ -54,7 +55,7 @@ static int check_monitor_arm(void)
 		c.state = KCM_CHECK_UNKNOWN;
 	if (err)
 		c.fix = err == -EOPNOTSUPP ?
-			"use Linux 6.12 or later for kcm-loader monitor" :
+			"nothing to do: monitor takes its tracing path (or use Linux 6.12)" :
 			"run `kcm-loader check` as root, with cgroup v2 mounted";
 	print_check(&c, NULL);
 	return err ? 1 : 0;

@@ -44,6 +44,9 @@ struct monitor {
 	struct pinned pins;
 	struct kcm_health_bpf *skel;
 	struct bpf_link *sockops_link, *arm_link;
+	bool traced;				/* tracepoints instead of arming */
+	bool want_trace;			/* --trace */
+	struct bpf_link *trace_link[4];
 	struct ring_buffer *rb;
 	int cgroup_fd, stats_fd;
 	struct kcm_health_cfg cfg;
@@ -296,6 +299,8 @@ static struct kcm_health_bpf *health_open(void)
  * (Linux 6.12 added that; 6.1 refuses it). A TCP socket of our own, armed with no
  * callbacks, asks. The program must be attached above this process's cgroup.
  */
+static struct bpf_program *trace_prog(struct kcm_health_bpf *skel, size_t i);
+
 static int arm_supported(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err;
@@ -315,9 +320,12 @@ int monitor_check_arm(char *seen, size_t len)
 {
 	struct kcm_health_bpf *skel = health_open();
 	struct bpf_link *link = NULL;
+	struct bpf_program *p;
 	char root[PATH_MAX];
 	int cg = -1, err;
 
+	for (size_t i = 0; skel && (p = trace_prog(skel, i)); i++)
+		bpf_program__set_autoload(p, false);
 	if (!skel || kcm_health_bpf__load(skel)) {
 		err = -errno;
 		snprintf(seen, len, "failed to load the health programs: %s (kcm-loader -v check "
@@ -522,13 +530,52 @@ static int reuse_maps(struct monitor *m)
 	return 0;
 }
 
+/* The health programs of the tracing path (see kcm_health.bpf.c), or NULL at @i's end. */
+static struct bpf_program *trace_prog(struct kcm_health_bpf *skel, size_t i)
+{
+	struct bpf_program *progs[] = {
+		skel->progs.kcm_health_trace_rtt,
+		skel->progs.kcm_health_trace_retrans,
+		skel->progs.kcm_health_trace_rto,
+		skel->progs.kcm_health_trace_state,
+	};
+
+	return i < sizeof(progs) / sizeof(progs[0]) ? progs[i] : NULL;
+}
+
+/* Load the sock_ops path where transports can be armed, else the tracing path. */
+static void choose_path(struct monitor *m)
+{
+	char seen[256];
+	struct bpf_program *p;
+
+	m->traced = m->want_trace || monitor_check_arm(seen, sizeof(seen)) == -EOPNOTSUPP;
+	bpf_program__set_autoload(m->skel->progs.kcm_health, !m->traced);
+	bpf_program__set_autoload(m->skel->progs.kcm_health_arm, !m->traced);
+	for (size_t i = 0; (p = trace_prog(m->skel, i)); i++)
+		bpf_program__set_autoload(p, m->traced);
+	if (m->traced && !m->want_trace)
+		fprintf(stderr, "kcm-loader: %s; watching the transports through tracepoints "
+			"instead (every TCP socket of the machine passes them)\n", seen);
+}
+
 static int attach(struct monitor *m, const char *cgroup)
 {
+	struct bpf_program *p;
 	int err;
 
+	/* the tracing path sees every socket; the cgroup is checked all the same */
 	m->cgroup_fd = open(cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m->cgroup_fd < 0)
 		return fail("failed to open cgroup %s: %s", cgroup, strerror(errno));
+	for (size_t i = 0; m->traced && (p = trace_prog(m->skel, i)); i++) {
+		m->trace_link[i] = bpf_program__attach(p);
+		if (!m->trace_link[i])
+			return fail("failed to attach %s: %s", bpf_program__name(p),
+				    strerror(errno));
+	}
+	if (m->traced)
+		return 0;
 	m->sockops_link = bpf_program__attach_cgroup(m->skel->progs.kcm_health, m->cgroup_fd);
 	if (!m->sockops_link) {
 		err = errno;
@@ -544,15 +591,34 @@ static int attach(struct monitor *m, const char *cgroup)
 	return 0;
 }
 
+/* Run count and time of the programs that ran: the sock_ops one, or the tracing ones. */
+static int program_cost(struct monitor *m, struct bpf_prog_info *sum)
+{
+	struct bpf_program *p = m->traced ? trace_prog(m->skel, 0) : m->skel->progs.kcm_health;
+
+	for (size_t i = 1; p; p = m->traced ? trace_prog(m->skel, i++) : NULL) {
+		struct bpf_prog_info info = { 0 };
+		__u32 len = sizeof(info);
+
+		if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len))
+			return -errno;
+		sum->id = sum->id ? sum->id : info.id;
+		sum->run_cnt += info.run_cnt;
+		sum->run_time_ns += info.run_time_ns;
+	}
+	return 0;
+}
+
 static void report_cost(struct monitor *m)
 {
 	struct bpf_prog_info info = { 0 };
-	__u32 len = sizeof(info);
+	const char *what = m->traced ? "tracing" : "sock_ops";
 	double per = 0;
+	int err = program_cost(m, &info);
 
-	if (bpf_obj_get_info_by_fd(bpf_program__fd(m->skel->progs.kcm_health), &info, &len)) {
-		fprintf(stderr, "kcm-loader: failed to read the sock_ops program's statistics: "
-			"%s\n", strerror(errno));
+	if (err) {
+		fprintf(stderr, "kcm-loader: failed to read the %s programs' statistics: %s\n",
+			what, strerror(-err));
 		return;
 	}
 	if (info.run_cnt)
@@ -560,7 +626,8 @@ static void report_cost(struct monitor *m)
 	if (env.json) {
 		json_start_object(NULL);
 		json_start_object("stats_cost");
-		json_string("prog", "kcm_health");
+		json_string("prog", m->traced ? "kcm_health_trace" : "kcm_health");
+		json_string("path", what);
 		json_uint("prog_id", info.id);
 		json_uint("run_cnt", info.run_cnt);
 		json_uint("run_time_ns", info.run_time_ns);
@@ -569,7 +636,7 @@ static void report_cost(struct monitor *m)
 		json_end_object();
 		json_done();
 	} else {
-		printf("sock_ops cost: %llu callbacks, %llu ns, %.1f ns per callback\n",
+		printf("%s cost: %llu callbacks, %llu ns, %.1f ns per callback\n", what,
 		       U(info.run_cnt), U(info.run_time_ns), per);
 		fflush(stdout);
 	}
@@ -583,8 +650,10 @@ static void monitor_close(struct monitor *m)
 		disarm_all(m);
 	bpf_link__destroy(m->arm_link);
 	bpf_link__destroy(m->sockops_link);
+	for (size_t i = 0; i < sizeof(m->trace_link) / sizeof(m->trace_link[0]); i++)
+		bpf_link__destroy(m->trace_link[i]);
 	ring_buffer__free(m->rb);
-	if (m->skel && m->pins.map[KCM_MAP_HEALTH_CFG] >= 0 && m->sockops_link) {
+	if (m->skel && m->pins.map[KCM_MAP_HEALTH_CFG] >= 0 && (m->sockops_link || m->traced)) {
 		struct kcm_health_cfg off = { 0 };
 
 		bpf_map_update_elem(m->pins.map[KCM_MAP_HEALTH_CFG], &zero, &off, BPF_ANY);
@@ -623,6 +692,7 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 		return fail("failed to open the health programs: %s", strerror(errno));
 	if (reuse_maps(m))
 		return EXIT_FAIL;
+	choose_path(m);
 	err = kcm_health_bpf__load(m->skel);
 	if (err)
 		return fail_lib("failed to load the health programs", -err);
@@ -649,9 +719,10 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 	}
 	if (attach(m, cgroup))
 		return EXIT_FAIL;
-	if (arm_supported() == -EINVAL)
+	if (!m->traced && arm_supported() == -EINVAL)
 		return fail("failed to arm the transports of mux '%s': " ARM_UNSUPPORTED, m->name);
-	arm_new(m);
+	if (!m->traced)
+		arm_new(m);
 	last_scan = mono_ns();
 	if (ready_file && ready(ready_file))
 		return EXIT_FAIL;
@@ -663,7 +734,7 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 		if (stop || (deadline && mono_ns() >= deadline))
 			break;
 		check_brakes(m);
-		if (mono_ns() - last_scan >= RESCAN_NS) {
+		if (!m->traced && mono_ns() - last_scan >= RESCAN_NS) {
 			arm_new(m);
 			last_scan = mono_ns();
 		}
@@ -681,7 +752,8 @@ static void help(void)
 {
 	printf("Usage: kcm-loader monitor NAME [--json] [--srtt-us N] [--rttvar-us N]\n"
 	       "         [--retrans N] [--rto] [--state] [--cgroup PATH] [--count N]\n"
-	       "         [--duration S] [--ready-file PATH] [--stats-cost] [--arm-pid PID]\n\n"
+	       "         [--duration S] [--ready-file PATH] [--stats-cost] [--arm-pid PID]\n"
+	       "         [--trace]\n\n"
 	       "Stream the health events of the transports of mux NAME, one line each:\n"
 	       "  --srtt-us N     smoothed RTT rose above N us (once; again after it fell back)\n"
 	       "  --rttvar-us N   RTT variance rose above N us (likewise)\n"
@@ -697,9 +769,13 @@ static void help(void)
 	       "  --count N       exit after N events\n"
 	       "  --duration S    exit after S seconds\n"
 	       "  --ready-file P  create P once the programs are attached and transports armed\n"
-	       "  --stats-cost    time the sock_ops program and print its cost per callback\n"
+	       "  --stats-cost    time the programs and print their cost per callback\n"
 	       "  --arm-pid PID   also arm the transports PID holds (when the owner recorded\n"
 	       "                  at attach passed them on)\n"
+	       "  --trace         watch through tracepoints, not armed sock_ops callbacks: the\n"
+	       "                  only way where `kcm-loader check` lacks monitor-arm (Linux\n"
+	       "                  6.1), chosen there by itself; sees every TCP socket of the\n"
+	       "                  machine, whatever its cgroup, and costs more per segment\n"
 	       "  --json          one JSON object per event (fields: docs/monitor.md)\n\n"
 	       "Each transport's callbacks are armed through its owner's fd (pidfd_getfd) and\n"
 	       "disarmed on exit; the programs are attached through links, so they go away with\n"
@@ -721,6 +797,7 @@ int cmd_monitor(int argc, char **argv)
 		{ "ready-file", required_argument, NULL, 'f' },
 		{ "stats-cost", no_argument, NULL, 'C' },
 		{ "arm-pid", required_argument, NULL, 'p' },
+		{ "trace", no_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -748,6 +825,9 @@ int cmd_monitor(int argc, char **argv)
 		switch (c) {
 		case 'j':
 			env.json = true;
+			break;
+		case 'T':
+			m->want_trace = true;
 			break;
 		case 's':
 		case 'r':

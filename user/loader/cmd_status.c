@@ -253,14 +253,18 @@ static int show_mux(const char *name, int ncpu)
 		json_start_object(NULL);
 		json_string("name", name);
 		json_string("framing", spec);
+		if (cfg.splitter[0])
+			json_string("splitter", cfg.splitter);
+		else
+			json_null("splitter");
 		json_uint("max_msg", cfg.max_msg);
 		json_uint("batch", cfg.batch);
 		json_string("policy", cfg.policy == KCM_STEER_BYTES ? "bytes" : "messages");
 		json_uint("owner_pid", cfg.owner_pid);
 		json_uint("generation", cfg.generation);
 	} else {
-		printf("mux %s: framing %s, max %u, batch %u, policy %s, %s\n", name, spec,
-		       cfg.max_msg, cfg.batch, cfg.policy == KCM_STEER_BYTES ? "bytes" : "messages",
+		printf("mux %s: framing %s%s%s, max %u, batch %u, policy %s, %s\n", name, spec,
+		       cfg.splitter[0] ? ", splitter " : "", cfg.splitter, cfg.max_msg, cfg.batch, cfg.policy == KCM_STEER_BYTES ? "bytes" : "messages",
 		       cfg.owner_pid ? "owned by a program" : "persistent");
 	}
 	if (p.missing) {

@@ -81,6 +81,12 @@ void json_int(const char *key, int64_t val)
 	printf("%" PRId64, val);
 }
 
+void json_null(const char *key)
+{
+	key_prefix(key);
+	fputs("null", stdout);
+}
+
 void json_bool(const char *key, bool val)
 {
 	key_prefix(key);

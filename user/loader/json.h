@@ -14,6 +14,7 @@ void json_string(const char *key, const char *val);
 void json_uint(const char *key, uint64_t val);
 void json_int(const char *key, int64_t val);
 void json_bool(const char *key, bool val);
+void json_null(const char *key);
 /* Finish the document with a newline. */
 void json_done(void);
 

@@ -110,7 +110,7 @@ assert_whole() {
 	need kdig
 	[ -e "$BUILD/parsers/thrift.bpf.o" ] || skip "parser not built: thrift"
 	start_server dns --parser "$BUILD/parsers/thrift.bpf.o" # the last --parser wins
-	run in_client kdig @"$IP_S" -p "$PORT" +tcp +keepopen +short +timeout=1 +retry=0 \
+	run in_client kdig @"$IP_S" -p "$PORT" +tcp +keepopen +short +timeout=4 +retry=0 \
 		q1.kcm.test q2.kcm.test
 	echo "$output"
 	[ "$output" != "$(printf '10.0.0.1\n10.0.0.2')" ]

@@ -91,7 +91,10 @@ struct kcm_mux_opts {
 	 * "memcached", "mqtt") that parses the same protocol. libkcm has their user-space
 	 * builds, so readers can split batches, and the mux then batches like a length-prefix
 	 * mux (batch 0 = adaptive) with AF_UNIX KCM sockets on any kernel. Transports cannot
-	 * then have parsers of their own. NULL: one message per redirect (see @parser).
+	 * then have parsers of their own. "prog": readers find each end by running @parser
+	 * itself (BPF_PROG_TEST_RUN) on the message's first 3,072 bytes. NULL: one message
+	 * per redirect (see @parser), or "prog" where the kernel has no UDP FIONREAD in a
+	 * sockmap (Linux 6.1).
 	 */
 	const char *splitter;
 };

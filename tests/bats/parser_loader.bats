@@ -105,8 +105,34 @@ start_consumer_and_holder() {
 	[ -e "/sys/fs/bpf/kcm/$MUX/transports_1" ]
 }
 
+@test "--split prog: the mux's parser splits, transports cannot bring parsers of their own" {
+	"$LOADER" create "$MUX" --prog "$BUILD/parsers/thrift.bpf.o" --split prog
+	[ -e "/sys/fs/bpf/kcm/$MUX/split_prog" ]
+	run "$LOADER" status "$MUX" --json
+	[ "$(echo "$output" | jq -r '.[0].splitter')" = prog ]
+	bg_run "$PROGS/tcp_holder" --listen "127.0.0.1:7202" --ready-file "$TMP/holder"
+	for _ in $(seq 100); do
+		exec 5<>/dev/tcp/127.0.0.1/7202 && break
+		sleep 0.05
+	done 2>/dev/null
+	wait_for_file "$TMP/holder"
+	read -r pid fd < "$TMP/holder"
+	run "$LOADER" attach "$MUX" --pid "$pid" --fd "$fd" \
+		--prog "$BUILD/tests/parsers/thrift_checked.bpf.o"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"split messages by running its own parser program"* ]]
+	run "$LOADER" attach "$MUX" --pid "$pid" --fd "$fd"
+	[ "$status" -eq 0 ]
+	exec 5>&-
+	"$LOADER" destroy "$MUX"
+	[ ! -e "/sys/fs/bpf/kcm/$MUX" ]
+	run "$LOADER" create "$MUX" --prog "$BUILD/parsers/thrift.bpf.o" --split nosuch
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"no shipped parser is called 'nosuch'"*"'prog'"* ]]
+}
+
 @test "--prog errors: a fixed-framing mux, missing objects, unknown frames, broken objects" {
-	require_one_per_redirect
 	"$LOADER" create "$MUX"
 	bg_run "$PROGS/tcp_holder" --listen "127.0.0.1:7201" --ready-file "$TMP/holder"
 	for _ in $(seq 100); do

@@ -87,11 +87,14 @@ $(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(OUTPUT)/vmlinux.h | $(OUTPU
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-$(OUTPUT)/parsers/%.bpf.o: bpf/parsers/%.bpf.c bpf/kcm_parser.h bpf/kcm_shared.h | $(OUTPUT)/parsers
+# what an SDK parser includes (installed under include/kcm-bpf)
+SDK_HEADERS := bpf/kcm_parser.h bpf/kcm_shared.h bpf/kcm_mux_maps.h bpf/kcm_account.h
+
+$(OUTPUT)/parsers/%.bpf.o: bpf/parsers/%.bpf.c $(SDK_HEADERS) | $(OUTPUT)/parsers
 	$(call msg,PARSER,$@)
 	$(Q)$(CLANG) $(PARSER_CFLAGS) -c $< -o $@
 
-$(OUTPUT)/tests/parsers/%.bpf.o: tests/parsers/%.bpf.c bpf/kcm_parser.h bpf/kcm_shared.h \
+$(OUTPUT)/tests/parsers/%.bpf.o: tests/parsers/%.bpf.c $(SDK_HEADERS) \
 		| $(OUTPUT)/tests/parsers
 	$(call msg,PARSER,$@)
 	$(Q)$(CLANG) $(PARSER_CFLAGS) -c $< -o $@
@@ -184,7 +187,7 @@ install: all
 	$(Q)install -m 0644 user/include/kcm.h $(DESTDIR)$(PREFIX)/include/
 	$(Q)install -m 0644 $(BPF_OBJS) $(DESTDIR)$(PREFIX)/lib/kcm-bpf/
 	$(Q)install -m 0644 $(PARSER_OBJS) $(DESTDIR)$(PREFIX)/lib/kcm-bpf/parsers/
-	$(Q)install -m 0644 bpf/kcm_parser.h bpf/kcm_shared.h $(DESTDIR)$(PREFIX)/include/kcm-bpf/
+	$(Q)install -m 0644 $(SDK_HEADERS) $(DESTDIR)$(PREFIX)/include/kcm-bpf/
 	$(Q)install -m 0644 docs/kcm-loader.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	$(Q)install -m 0644 docs/libkcm.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' user/libkcm.pc.in \

@@ -57,25 +57,10 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct kcm_counters);
-} counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, KCM_MAX_MEMBERS);
 	__type(key, __u32);
 	__type(value, struct kcm_member_counters);
 } member_counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE); /* senders read the generation without a syscall */
-	__type(key, __u32);
-	__type(value, struct kcm_config);
-} mux_config SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -99,6 +84,7 @@ struct {
 } parsers SEC(".maps");
 
 #include "kcm_mux_maps.h"
+#include "kcm_account.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -153,75 +139,6 @@ static __always_inline struct kcm_counters *cnt(void)
 	__u32 key = 0;
 
 	return bpf_map_lookup_elem(&counters, &key);
-}
-
-/* Counters of the transport @skb arrived on; NULL when it is not attached (any more). */
-static __always_inline struct kcm_transport_stats *tstats(struct __sk_buff *skb, __u32 *slot)
-{
-	__u64 cookie = bpf_get_socket_cookie(skb);
-	__u32 *s = bpf_map_lookup_elem(&transport_slot, &cookie);
-	struct kcm_transport_stats *ts;
-
-	if (!s)
-		return NULL;
-	ts = bpf_map_lookup_elem(&transport_stats, s);
-	if (!ts || ts->cookie != cookie)
-		return NULL;
-	*slot = *s;
-	return ts;
-}
-
-/* Tell user space why the parser failed a transport; the ring buffer may be full. */
-static __always_inline void parse_error_event(struct kcm_transport_stats *ts, __u32 slot, int err)
-{
-	struct kcm_event *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
-
-	if (!ev)
-		return;
-	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->ts_ns = bpf_ktime_get_ns();
-	ev->cookie = ts->cookie;
-	ev->type = KCM_EV_PARSE_ERROR;
-	ev->slot = slot;
-	ev->err = err;
-	ev->state = ts->tcp_state;
-	bpf_ringbuf_submit(ev, 0);
-}
-
-/*
- * Remember what the parser left half done: it is lost if the transport fails now.
- * Returns 0 when @ret is an error already counted on this transport: strparser may ask
- * again about the same bad frame (measured: sometimes twice).
- */
-static __always_inline int note_parse(struct __sk_buff *skb, __u32 avail, int ret, __u32 first)
-{
-	struct kcm_transport_stats *ts;
-	__u32 slot = 0;
-
-	ts = tstats(skb, &slot);
-	if (!ts)
-		return 1;
-	if (ret < 0) {
-		if (ts->last_err)
-			return 0;
-		if (ret == -EMSGSIZE)
-			ts->err_too_big++;
-		else
-			ts->err_bad_len++;
-		ts->partial = 1;
-		ts->partial_bytes = avail;
-		ts->partial_need = 0;
-		ts->last_err = -ret;
-		parse_error_event(ts, slot, -ret);
-		return 1;
-	}
-	if (first == 0 && avail)
-		ts->need_more_hdr++;
-	/* 0: header incomplete; first > avail: body incomplete; else the batch is whole */
-	ts->partial = avail && (first == 0 || first > avail);
-	ts->partial_bytes = ts->partial ? avail : 0;
-	ts->partial_need = ts->partial ? first : 0;
-	return 1;
 }
 
 /* strparser keeps the message start in the skb control block; __sk_buff has no field for it. */
@@ -340,7 +257,7 @@ int kcm_parser(struct __sk_buff *skb)
 		if (len < 0) {
 			if (n)
 				break; /* deliver the good ones; the bad frame fails next call */
-			if (!note_parse(skb, avail, len, 0))
+			if (!kcm__account(skb, avail, len, 0))
 				return len;
 			if (c && len == -EMSGSIZE)
 				c->err_too_big++;
@@ -352,7 +269,7 @@ int kcm_parser(struct __sk_buff *skb)
 			first = len;
 		if ((__u32)len > avail - pos) {
 			if (n == 0) {
-				note_parse(skb, avail, len, first);
+				kcm__account(skb, avail, len, first);
 				return len;
 			}
 			break;
@@ -365,7 +282,7 @@ int kcm_parser(struct __sk_buff *skb)
 	ret = pos;
 	/* only an incomplete header is left to record; the verdict counts whole messages */
 	if (!first)
-		note_parse(skb, avail, ret, first);
+		kcm__account(skb, avail, ret, first);
 	return ret;
 }
 
@@ -564,7 +481,7 @@ int kcm_verdict(struct __sk_buff *skb)
 	struct kcm_transport_stats *ts;
 	__u32 slot = 0;
 
-	ts = tstats(skb, &slot);
+	ts = kcm__tstats(skb, &slot);
 	if (ts) {
 		if (ret == SK_PASS) {
 			ts->rx_msgs += msgs;

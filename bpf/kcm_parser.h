@@ -70,43 +70,12 @@ struct kcm_ctx {
 /* Messages one call may batch; the mux's config says whether to batch at all. */
 #define KCM_PARSER_BATCH 256
 
-/* The mux's config and counters: kcm-loader and libkcm share the mux's own maps with the
- * parser object (bpf_map__reuse_fd), so the limits and counters are the mux's. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct kcm_config);
-} kcm_mux_config SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct kcm_counters);
-} kcm_counters SEC(".maps");
-
-/* Per-transport counters and the event ring buffer, shared the same way. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, KCM_MAX_TRANSPORTS);
-	__type(key, __u64);
-	__type(value, __u32);
-} kcm_transport_slot SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, KCM_MAX_TRANSPORTS);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct kcm_transport_stats);
-} kcm_transport_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, KCM_EVENTS_SIZE);
-} kcm_events SEC(".maps");
+/* The mux's maps (config, counters, transport stats, events), shared by libkcm with
+ * every parser it loads, under kcm_-prefixed names; and the accounting the data plane
+ * does too. */
+#define KCM_MAP_NAME(n) kcm_##n
+#include "kcm_mux_maps.h"
+#include "kcm_account.h"
 
 /* CO-RE views of the kernel structures that hold strparser's message offset. */
 struct strp_msg___kcm {
@@ -228,49 +197,13 @@ static __always_inline void kcm__begin(struct kcm_ctx *ctx, struct __sk_buff *sk
 	ctx->avail = skb->len > ctx->base ? skb->len - ctx->base : 0;
 }
 
-/* The transport's counters: a failed transport, or a message it is still assembling,
- * is what user space counts as lost when the transport fails. Returns 0 for an error
- * already counted (strparser may ask twice about one bad frame). */
+/* The transport's counters: a failed transport, or a message it is still assembling.
+ * Returns 0 when the error was counted already. */
 static __always_inline int kcm__note(struct kcm_ctx *ctx, int ret)
 {
-	struct kcm_transport_stats *ts;
-	struct kcm_event *ev;
-	__u64 cookie;
-	__u32 *slot;
-
 	if (ret > 0 && (__u32)ret <= ctx->avail)
 		return 1; /* a whole message: the mux's verdict counts it */
-	cookie = bpf_get_socket_cookie(ctx->skb);
-	slot = bpf_map_lookup_elem(&kcm_transport_slot, &cookie);
-	ts = slot ? bpf_map_lookup_elem(&kcm_transport_stats, slot) : (void *)0;
-	if (!ts || ts->cookie != cookie)
-		return 1;
-	if (ret < 0 && ts->last_err)
-		return 0;
-	if (ret == 0)
-		ts->need_more_hdr++;
-	ts->partial = ret <= 0 || (__u32)ret > ctx->avail;
-	ts->partial_bytes = ts->partial ? ctx->avail : 0;
-	ts->partial_need = ts->partial && ret > 0 ? ret : 0;
-	if (ret >= 0)
-		return 1;
-	if (ret == -EMSGSIZE)
-		ts->err_too_big++;
-	else
-		ts->err_bad_len++;
-	ts->last_err = -ret;
-	ev = bpf_ringbuf_reserve(&kcm_events, sizeof(*ev), 0);
-	if (!ev)
-		return 1;
-	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->ts_ns = bpf_ktime_get_ns();
-	ev->cookie = cookie;
-	ev->type = KCM_EV_PARSE_ERROR;
-	ev->slot = *slot;
-	ev->err = -ret;
-	ev->state = ts->tcp_state;
-	bpf_ringbuf_submit(ev, 0);
-	return 1;
+	return kcm__account(ctx->skb, ctx->avail, ret, ret > 0 ? ret : 0);
 }
 
 /* The function's answer, checked against the mux's limits. */

@@ -25,6 +25,8 @@ teardown() {
 	done
 	[ -f "$r/include/kcm-bpf/kcm_parser.h" ]
 	[ -f "$r/include/kcm-bpf/kcm_shared.h" ]
+	[ -f "$r/include/kcm-bpf/kcm_mux_maps.h" ]
+	[ -f "$r/include/kcm-bpf/kcm_account.h" ]
 	[ -f "$r/share/man/man8/kcm-loader.8" ]
 	[ -f "$r/share/man/man3/libkcm.3" ]
 	grep -q '^prefix=/opt/kcm$' "$r/lib/pkgconfig/libkcm.pc"

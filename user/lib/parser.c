@@ -77,39 +77,6 @@ static void log_trim(const char *log, char *out, size_t len)
 			*c = ' ';
 }
 
-/* Share the mux's config, counters and events with an SDK parser (kcm_parser.h declares them). */
-static int share_maps(struct kcm_mux *mux, struct bpf_object *obj, const char *path)
-{
-	static const struct {
-		const char *name;
-		int map;
-		size_t value_size;
-	} shared[] = {
-		{ "kcm_mux_config", KCM_MAP_CONFIG, sizeof(struct kcm_config) },
-		{ "kcm_counters", KCM_MAP_COUNTERS, sizeof(struct kcm_counters) },
-		{ "kcm_transport_slot", KCM_MAP_TRANSPORT_SLOT, sizeof(__u32) },
-		{ "kcm_transport_stats", KCM_MAP_TRANSPORT_STATS,
-		  sizeof(struct kcm_transport_stats) },
-		{ "kcm_events", KCM_MAP_EVENTS, 0 },
-	};
-
-	for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++) {
-		struct bpf_map *m = bpf_object__find_map_by_name(obj, shared[i].name);
-
-		if (!m)
-			continue;
-		if (bpf_map__value_size(m) != shared[i].value_size)
-			return kcm_fail(-EPROTO, "%s was built with another kcm_parser.h (map %s has "
-					"%u-byte values, this libkcm uses %zu): rebuild it", path,
-					shared[i].name, bpf_map__value_size(m),
-					shared[i].value_size);
-		if (bpf_map__reuse_fd(m, mux->map_fd[shared[i].map]))
-			return kcm_fail(-errno, "failed to share map %s with %s", shared[i].name,
-					path);
-	}
-	return 0;
-}
-
 /* The object's one stream parser; the others are not loaded. */
 static struct bpf_program *find_parser(struct bpf_object *obj, const char *path, int *err)
 {
@@ -176,7 +143,7 @@ int kcm_parser_load(struct kcm_mux *mux, const char *path, struct kcm_parser_inf
 			       path, bpf_program__name(prog), helper);
 		goto out;
 	}
-	err = share_maps(mux, obj, path);
+	err = kcm_shared_maps_reuse(obj, "kcm_", mux->map_fd, path);
 	if (err)
 		goto out;
 	log = calloc(1, LOG_SIZE);

@@ -48,6 +48,13 @@ static inline const char *kcm_pin_file(int i)
 	return i < KCM_MAP_COUNT ? kcm_map_names[i] : kcm_prog_names[i - KCM_MAP_COUNT];
 }
 
+/* shared_maps.c: give @obj (an SDK parser: @prefix "kcm_"; the health programs: "")
+ * the mux's maps @map_fd (indexed by kcm_map_id) in place of the ones bpf/kcm_mux_maps.h
+ * declares in it; @who names @obj in errors. 0 or -errno (kcm_last_error() says why). */
+struct bpf_object;
+int kcm_shared_maps_reuse(struct bpf_object *obj, const char *prefix, const int *map_fd,
+			  const char *who);
+
 /* Transport map of parser @id > 0: "transports_<id>" */
 #define KCM_PARSER_MAP_FMT "transports_%u" /* bpffs refuses dots in names */
 

@@ -45,6 +45,7 @@ int kcm_split_prog_load(struct kcm_mux *mux, const char *path)
 {
 	struct bpf_program *prog, *parser = NULL;
 	struct bpf_object *obj;
+	struct bpf_map *m;
 	int err = 0;
 
 	obj = bpf_object__open_file(path, NULL);
@@ -59,6 +60,13 @@ int kcm_split_prog_load(struct kcm_mux *mux, const char *path)
 	}
 	if (!parser) {
 		err = kcm_fail(-ENOENT, "%s has no stream parser", path);
+		goto out;
+	}
+	/* the mux's ring buffer rather than 256 KiB of its own: with no transport of its
+	 * own the copy never writes to it */
+	m = bpf_object__find_map_by_name(obj, "kcm_events");
+	if (m && bpf_map__reuse_fd(m, mux->map_fd[KCM_MAP_EVENTS])) {
+		err = kcm_fail(-errno, "failed to share the event ring with %s", path);
 		goto out;
 	}
 	bpf_program__set_type(parser, BPF_PROG_TYPE_SCHED_CLS);

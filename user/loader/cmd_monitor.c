@@ -509,24 +509,12 @@ static void disarm_all(struct monitor *m)
 
 static int reuse_maps(struct monitor *m)
 {
-	struct {
-		struct bpf_map *map;
-		enum kcm_map_id id;
-	} reuse[] = {
-		{ m->skel->maps.transport_slot, KCM_MAP_TRANSPORT_SLOT },
-		{ m->skel->maps.transport_stats, KCM_MAP_TRANSPORT_STATS },
-		{ m->skel->maps.health_cfg, KCM_MAP_HEALTH_CFG },
-		{ m->skel->maps.events, KCM_MAP_EVENTS },
-	};
-	int err;
+	char who[96];
 
-	for (size_t i = 0; i < sizeof(reuse) / sizeof(reuse[0]); i++) {
-		err = bpf_map__reuse_fd(reuse[i].map, m->pins.map[reuse[i].id]);
-		if (err)
-			return fail("failed to reuse map %s of mux '%s': %s (was it created by an "
-				    "older kcm-loader? `kcm-loader destroy` and create it again)",
-				    kcm_map_names[reuse[i].id], m->name, strerror(-err));
-	}
+	snprintf(who, sizeof(who), "the health programs of mux '%s'", m->name);
+	if (kcm_shared_maps_reuse(m->skel->obj, "", m->pins.map, who))
+		return fail("%s (was the mux created by an older kcm-loader? `kcm-loader "
+			    "destroy` and create it again)", kcm_last_error());
 	return 0;
 }
 

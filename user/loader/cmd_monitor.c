@@ -273,32 +273,75 @@ static int arm_fd(int copy, __u32 flags)
 	return setsockopt(copy, IPPROTO_TCP, KCM_HEALTH_ARM, &flags, sizeof(flags)) ? -errno : 0;
 }
 
+/* One sample of /proc/timer_list (root only): the clock in ns and jiffies. */
+static int timer_list_sample(uint64_t *ns, uint64_t *jiffies)
+{
+	FILE *f = fopen("/proc/timer_list", "re");
+	char line[256];
+	int have = 0;
+
+	if (!f)
+		return -errno;
+	while (have != 3 && fgets(line, sizeof(line), f)) {
+		unsigned long long v;
+
+		if (!(have & 1) && sscanf(line, "now at %llu nsecs", &v) == 1) {
+			*ns = v;
+			have |= 1;
+		} else if (!(have & 2) && sscanf(line, "jiffies: %llu", &v) == 1) {
+			*jiffies = v;
+			have |= 2;
+		}
+	}
+	fclose(f);
+	return have == 3 ? 0 : -ENOENT;
+}
+
+/* The kernel's HZ from two samples 100 ms apart, rounded to a value kernels are built
+ * with; 0 when it cannot be told. */
+static unsigned int estimate_hz(void)
+{
+	static const unsigned int known[] = { 100, 250, 300, 1000 };
+	uint64_t ns0, j0, ns1, j1;
+	unsigned int best = 0;
+	double hz;
+
+	if (timer_list_sample(&ns0, &j0))
+		return 0;
+	usleep(100000);
+	if (timer_list_sample(&ns1, &j1) || ns1 <= ns0 || j1 < j0)
+		return 0;
+	hz = (double)(j1 - j0) * 1e9 / (double)(ns1 - ns0);
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (hz > known[i] * 0.8 && hz < known[i] * 1.2)
+			best = known[i];
+	return best;
+}
+
 /*
  * Open the health programs. Their one kconfig extern (CONFIG_HZ, weak) makes libbpf read
  * /boot/config-$(uname -r) or /proc/config.gz, and it fails the load when neither exists
- * (container-optimised hosts and guests often have neither): then give it
- * CONFIG_HZ=0 ("unknown": events then carry no rto_us).
+ * (container-optimised hosts and guests often have neither): then give it CONFIG_HZ as
+ * the jiffies in /proc/timer_list advance, or 0 ("unknown": events then carry no
+ * rto_us).
  */
 static struct kcm_health_bpf *health_open(void)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
+	static char kconfig[32];
 	char path[300];
 	struct utsname u;
 
 	if (!uname(&u)) {
 		snprintf(path, sizeof(path), "/boot/config-%s", u.release);
-		if (access(path, R_OK) && access("/proc/config.gz", R_OK))
-			opts.kconfig = "CONFIG_HZ=0"; /* read: unknown */
+		if (access(path, R_OK) && access("/proc/config.gz", R_OK)) {
+			snprintf(kconfig, sizeof(kconfig), "CONFIG_HZ=%u", estimate_hz());
+			opts.kconfig = kconfig;
+		}
 	}
 	return kcm_health_bpf__open_opts(&opts);
 }
 
-/*
- * Whether the kernel lets the setsockopt program arm a socket: 0, or -EINVAL when its
- * bpf_setsockopt() cannot set TCP_BPF_SOCK_OPS_CB_FLAGS from a cgroup/setsockopt program
- * (Linux 6.12 added that; 6.1 refuses it). A TCP socket of our own, armed with no
- * callbacks, asks. The program must be attached above this process's cgroup.
- */
 static struct bpf_program *trace_prog(struct kcm_health_bpf *skel, size_t i);
 
 static int arm_supported(void)

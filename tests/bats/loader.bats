@@ -234,3 +234,49 @@ teardown() {
 	run "$LOADER" unattach "$MUX" --pid "$pid" --fd "$fd" --nodelay
 	[ "$status" -eq 2 ]
 }
+
+# json_only CMD...: stdout is JSON lines that jq accepts (no text), stderr kept apart
+json_only() {
+	local out=$TMP/json.out err=$TMP/json.err rc=0
+	"$LOADER" "$@" >"$out" 2>"$err" || rc=$?
+	echo "$* -> exit $rc: $(cat "$out") [stderr: $(cat "$err")]"
+	[ -s "$out" ]
+	jq . "$out" >/dev/null # parses (jq -e would refuse null)
+	return $rc
+}
+
+@test "-j: every command prints JSON only; failures are {\"error\": ...} with exit 1" {
+	json_only -j create "$MUX"
+	[ "$(jq -r .name "$TMP/json.out")" = "$MUX" ]
+	json_only -j status "$MUX"
+	json_only -j stats "$MUX"
+	json_only -j parsers
+	json_only -j check || true # exits 1 when a feature is missing
+	json_only -j clean --dry-run
+	json_only -j destroy "$MUX"
+	[ "$(cat "$TMP/json.out")" = null ]
+	# failures: the message in "error", nothing on stderr but libbpf's own
+	run json_only -j destroy "$MUX"
+	[ "$status" -eq 1 ]
+	jq -e '.error | contains("no such mux")' "$TMP/json.out"
+	run json_only -j status "$MUX"
+	[ "$status" -eq 1 ]
+	jq -e '.error | contains("no mux named")' "$TMP/json.out"
+	run json_only -j create "$MUX" --prog "$TMP/missing.bpf.o"
+	[ "$status" -eq 1 ]
+	# a missing object is not a missing mux: no hint about muxes
+	jq -e '(.error | contains("cannot read parser object")) and (has("hint") | not)' \
+		"$TMP/json.out"
+	"$LOADER" create "$MUX"
+	run json_only -j unattach "$MUX" --cookie 12345
+	[ "$status" -eq 1 ]
+	jq -e '.error | contains("not attached")' "$TMP/json.out"
+	run json_only -j attach "$MUX" --pid $$ --fd 99
+	[ "$status" -eq 1 ]
+	jq -e '.error | length > 0' "$TMP/json.out"
+	json_only -j monitor "$MUX" --duration 1 --stats-cost
+	jq -e 'select(.stats_cost) | .stats_cost.run_cnt >= 0' "$TMP/json.out"
+	"$LOADER" destroy "$MUX"
+	json_only -j clean
+	[ "$(cat "$TMP/json.out")" = "[]" ]
+}

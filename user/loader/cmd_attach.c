@@ -296,7 +296,9 @@ int cmd_unattach(int argc, char **argv)
 	if (err)
 		return fail("failed to unattach socket (cookie %llu) from mux '%s': %s",
 			    (unsigned long long)t.cookie, name, strerror(err));
-	if (!env.json)
+	if (env.json)
+		json_nothing();
+	else
 		printf("unattached socket (cookie %llu) from mux '%s'\n",
 		       (unsigned long long)t.cookie, name);
 	return EXIT_OK;

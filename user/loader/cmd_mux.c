@@ -187,21 +187,14 @@ int cmd_create(int argc, char **argv)
 
 int cmd_destroy(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{},
-	};
-	int c;
+	int c = json_help_options("destroy", argc, argv,
+		"Usage: kcm-loader destroy NAME [--json]\n\n"
+		"Remove the pins of a mux. Its programs and maps are freed once no process\n"
+		"holds them; attached TCP sockets then return to plain TCP. With --json it\n"
+		"prints null, or {\"error\": ...}.\n");
 
-	optind = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c != 'h')
-			return usage_error("destroy", "unknown option");
-		printf("Usage: kcm-loader destroy NAME\n\n"
-		       "Remove the pins of a mux. Its programs and maps are freed once no process\n"
-		       "holds them; attached TCP sockets then return to plain TCP.\n");
-		return EXIT_OK;
-	}
+	if (c >= 0)
+		return c;
 	if (optind != argc - 1)
 		return usage_error("destroy", "expected one NAME");
 	if (kcm_name_check(argv[optind]))
@@ -212,7 +205,9 @@ int cmd_destroy(int argc, char **argv)
 				    KCM_PIN_ROOT);
 		return fail("failed to destroy mux '%s': %s", argv[optind], strerror(errno));
 	}
-	if (!env.json)
+	if (env.json)
+		json_nothing();
+	else
 		printf("destroyed mux '%s'\n", argv[optind]);
 	return EXIT_OK;
 }
@@ -276,6 +271,28 @@ static int closed_transports(const char *name)
 	return n;
 }
 
+/* One thing clean did (or, with --dry-run, would do): a line, or an object of its array. */
+static void clean_record(const char *mux, const char *action, const char *reason, int n)
+{
+	if (env.json) {
+		json_start_object(NULL);
+		json_string("mux", mux);
+		json_string("action", action);
+		if (reason)
+			json_string("reason", reason);
+		else
+			json_uint("transports", n);
+		json_end_object();
+	} else if (reason) {
+		printf("%s mux '%s': %s\n", !strcmp(action, "remove") ? "would remove" :
+		       "removed", mux, reason);
+	} else {
+		printf("%s %d closed transport%s of mux '%s'\n",
+		       !strcmp(action, "forget") ? "would forget" : "forgot", n,
+		       n == 1 ? "" : "s", mux);
+	}
+}
+
 /* Records of transports whose sockets closed (the owner died without unattaching). */
 static int prune(const char *name, bool dry)
 {
@@ -285,8 +302,7 @@ static int prune(const char *name, bool dry)
 	if (dry) {
 		n = closed_transports(name);
 		if (n)
-			printf("would forget %d closed transport%s of mux '%s'\n", n,
-			       n == 1 ? "" : "s", name);
+			clean_record(name, "forget", NULL, n);
 		return 0;
 	}
 	mux = kcm_mux_open(name);
@@ -295,7 +311,7 @@ static int prune(const char *name, bool dry)
 	n = kcm_mux_prune(mux);
 	kcm_mux_close(mux);
 	if (n > 0)
-		printf("forgot %d closed transport%s of mux '%s'\n", n, n == 1 ? "" : "s", name);
+		clean_record(name, "forgot", NULL, n);
 	return n > 0 ? n : 0;
 }
 
@@ -304,6 +320,7 @@ int cmd_clean(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "all", no_argument, NULL, 'a' },
 		{ "dry-run", no_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
@@ -314,20 +331,25 @@ int cmd_clean(int argc, char **argv)
 	DIR *d;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "anh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "anjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			all = true;
+			break;
+		case 'j':
+			env.json = true;
 			break;
 		case 'n':
 			dry = true;
 			break;
 		case 'h':
-			printf("Usage: kcm-loader clean [--all] [--dry-run]\n\n"
+			printf("Usage: kcm-loader clean [--all] [--dry-run] [--json]\n\n"
 			       "Remove muxes left by crashed runs: folders missing pins, and muxes\n"
 			       "whose owning program exited without destroying them; in the others,\n"
 			       "forget transports whose sockets closed without an unattach. --all\n"
-			       "removes every mux. --dry-run only says what would go.\n");
+			       "removes every mux. --dry-run only says what would go. --json: an\n"
+			       "array of {mux, action (removed, remove, forgot, forget), reason or\n"
+			       "transports}.\n");
 			return EXIT_OK;
 		default:
 			return usage_error("clean", "unknown option");
@@ -337,12 +359,16 @@ int cmd_clean(int argc, char **argv)
 		return usage_error("clean", "unexpected argument '%s'", argv[optind]);
 	d = opendir(KCM_PIN_ROOT);
 	if (!d) {
-		if (errno == ENOENT) {
+		if (errno != ENOENT)
+			return fail("failed to read %s: %s", KCM_PIN_ROOT, strerror(errno));
+		if (env.json)
+			printf("[]\n");
+		else
 			printf("nothing to clean: no %s\n", KCM_PIN_ROOT);
-			return EXIT_OK;
-		}
-		return fail("failed to read %s: %s", KCM_PIN_ROOT, strerror(errno));
+		return EXIT_OK;
 	}
+	if (env.json)
+		json_start_array(NULL);
 	while ((de = readdir(d))) {
 		const char *reason;
 
@@ -354,19 +380,30 @@ int cmd_clean(int argc, char **argv)
 			continue;
 		}
 		if (dry) {
-			printf("would remove mux '%s': %s\n", de->d_name, reason);
+			clean_record(de->d_name, "remove", reason, 0);
 			continue;
 		}
 		if (kcm_mux_unpin(de->d_name)) {
 			failed++;
-			fail("failed to remove mux '%s': %s", de->d_name, strerror(errno));
+			if (env.json) {
+				json_start_object(NULL);
+				json_string("mux", de->d_name);
+				json_string("error", strerror(errno));
+				json_end_object();
+			} else {
+				fail("failed to remove mux '%s': %s", de->d_name, strerror(errno));
+			}
 			continue;
 		}
 		removed++;
-		printf("removed mux '%s': %s\n", de->d_name, reason);
+		clean_record(de->d_name, "removed", reason, 0);
 	}
 	closedir(d);
-	if (!removed && !failed && !dry)
+	if (env.json) {
+		json_end_array();
+		json_done();
+	} else if (!removed && !failed && !dry) {
 		printf("nothing to clean\n");
+	}
 	return failed ? EXIT_FAIL : EXIT_OK;
 }

@@ -24,6 +24,8 @@ int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Explain a libkcm failure: its own description, a hint for the errno, the libbpf log. */
 int fail_lib(const char *what, int err);
+/* With -j: "null", for a command that has nothing to say (as bpftool does). */
+void json_nothing(void);
 /* Options of a command that takes only -j/--json and -h/--help (which prints @help):
  * -1 to go on (optind at the first argument), else the exit status to return. */
 int json_help_options(const char *cmd, int argc, char **argv, const char *help);

@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 
 #include "kcm.h"
+#include "json.h"
 #include "loader.h"
 
 struct env env;
@@ -43,7 +44,7 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  %s\n", cmds[i].summary);
 	fprintf(f, "\nOptions:\n"
-		   "  -j, --json     machine-readable output (status, create, attach)\n"
+		   "  -j, --json     JSON output for every command; failures as {\"error\": ...}\n"
 		   "  -v, --verbose  show libbpf and verifier messages\n"
 		   "  -h, --help     this text; `kcm-loader COMMAND --help` for a command\n"
 		   "  -V, --version  print the version\n\n"
@@ -51,16 +52,38 @@ static void usage(FILE *f)
 		   "2 usage error. See kcm-loader(8).\n");
 }
 
+/* With -j a failure is {"error": ..., "hint": ...} on stdout, as bpftool does. */
+static void json_error(const char *msg, const char *hint_text)
+{
+	json_start_object(NULL);
+	json_string("error", msg);
+	if (hint_text)
+		json_string("hint", hint_text);
+	json_end_object();
+	json_done();
+}
+
 int fail(const char *fmt, ...)
 {
+	char msg[1024];
 	va_list ap;
 
-	fputs("kcm-loader: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	if (env.json)
+		json_error(msg, NULL);
+	else
+		fprintf(stderr, "kcm-loader: %s\n", msg);
 	return EXIT_FAIL;
+}
+
+void json_nothing(void)
+{
+	if (env.json) {
+		fputs("null\n", stdout);
+		fflush(stdout);
+	}
 }
 
 int usage_error(const char *cmd, const char *fmt, ...)
@@ -115,12 +138,18 @@ int fail_lib(const char *what, int err)
 
 	if (detail && strstr(detail, "the verifier rejected"))
 		h = NULL; /* the verifier's EACCES is about the program, not privileges */
+	if (err == ENOENT && detail && !strstr(detail, "no mux named"))
+		h = NULL; /* a missing file or process, not a missing mux: the message says */
+
+	char msg[1024];
 
 	print_bpf_log_tail();
-	if (detail && *detail)
-		fail("%s: %s", what, detail);
-	else
-		fail("%s: %s", what, strerror(err));
+	snprintf(msg, sizeof(msg), "%s: %s", what, detail && *detail ? detail : strerror(err));
+	if (env.json) {
+		json_error(msg, h);
+		return EXIT_FAIL;
+	}
+	fprintf(stderr, "kcm-loader: %s\n", msg);
 	if (h)
 		fprintf(stderr, "kcm-loader: hint: %s\n", h);
 	return EXIT_FAIL;

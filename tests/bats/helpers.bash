@@ -32,8 +32,9 @@ require_feature() {
 	[[ $state == ok:* ]] || skip "this kernel: $1 ${state:-not reported by kcm-loader check}"
 }
 
-# require_one_per_redirect: a mux with parser programs and no splitter (UDP KCM sockets
-# whose FIONREAD counts each message: not on Linux 6.1).
+# require_one_per_redirect: UDP KCM sockets whose FIONREAD counts each message, which
+# transports with parsers of their own need (not on Linux 6.1, where a parser mux splits
+# with its own parser instead: --split prog).
 require_one_per_redirect() { require_feature udp-members; }
 
 # netns_setup: two namespaces, client 10.99.N.1 and server 10.99.N.2, joined by veth.

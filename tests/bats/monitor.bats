@@ -221,7 +221,7 @@ EOF
 	no_programs_left
 }
 
-@test "cost: the sock_ops program's run time per callback, with no threshold crossed" {
+@test "cost: the programs' run time per callback, with no threshold crossed" {
 	start_server 1
 	# one write per message and an echo for each: many small ACKs, an RTT_CB for each
 	client in_server 0 --count 200000 --size 100 --mode each --hold 60
@@ -233,7 +233,7 @@ EOF
 	cost=$(jq -c 'select(.stats_cost) | .stats_cost' "$TMP/events")
 	[ "$(jq .run_cnt <<<"$cost")" -gt 0 ]
 	[ "$(jq .run_time_ns <<<"$cost")" -gt 0 ]
-	echo "# sock_ops: $(jq .run_cnt <<<"$cost") callbacks, $(jq .ns_per_callback <<<"$cost")" \
+	echo "# $(jq -r .path <<<"$cost"): $(jq .run_cnt <<<"$cost") callbacks, $(jq .ns_per_callback <<<"$cost")" \
 		"ns per callback (run_time_ns / run_cnt, bpf_stats on for the run)" >&3
 	no_programs_left
 }

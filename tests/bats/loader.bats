@@ -280,3 +280,34 @@ json_only() {
 	json_only -j clean
 	[ "$(cat "$TMP/json.out")" = "[]" ]
 }
+
+@test "messages name what the user gave: the owner's fd, libbpf's reason, the option" {
+	"$LOADER" create "$MUX"
+	sleep 30 &
+	local sp=$!
+	# fd 1 of a sleeping shell is no socket: the message names fd 1 of that pid, not the
+	# loader's own copy of it
+	run "$LOADER" attach "$MUX" --pid "$sp" --fd 1
+	kill "$sp"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"fd 1 of pid $sp cannot be attached: Socket operation on non-socket"* ]]
+	[[ "$output" != *"fd 3 "* && "$output" != *"fd 4 "* && "$output" != *"fd 5 "* ]]
+	# a file that is not ELF: libbpf's words, not "Unknown error 4001"
+	echo "not an object" >"$TMP/notelf.o"
+	run "$LOADER" create "$MUX-b" --prog "$TMP/notelf.o"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"BPF object format invalid"* ]]
+	[[ "$output" != *"Unknown error"* ]]
+	# a missing argument is not an unknown option
+	run "$LOADER" create "$MUX-b" --max
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"option '--max' needs an argument"* ]]
+	run "$LOADER" stats --nosuch
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown option '--nosuch'"* ]]
+	run "$LOADER" -x status
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown option '-x'"* ]]
+}

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -253,9 +254,17 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 		return kcm_fail(-EOPNOTSUPP, "this mux finds messages with a length prefix and has "
 				"no parser %d", parser);
 	err = check_tcp(tcpfd);
-	if (err)
-		return kcm_fail(err, err == -EOPNOTSUPP ? "fd %d is not a connected TCP socket" :
-				"fd %d cannot be attached", tcpfd);
+	if (err) {
+		char who[64];
+
+		/* name the socket as its owner knows it, not by our copy of it */
+		if (!keep && owner_pid > 0 && owner_fd >= 0)
+			snprintf(who, sizeof(who), "fd %d of pid %d", owner_fd, (int)owner_pid);
+		else
+			snprintf(who, sizeof(who), "fd %d", tcpfd);
+		return kcm_fail(err, err == -EOPNOTSUPP ? "%s is not a connected TCP socket" :
+				"%s cannot be attached", who);
+	}
 	if (opts) {
 		err = kcm_transport_apply(tcpfd, opts);
 		if (err)

@@ -85,7 +85,7 @@ int transport_option(const char *cmd, int opt, const char *arg, struct kcm_trans
 			o->linger = v;
 		return 0;
 	}
-	return usage_error(cmd, "unknown option");
+	return usage_error(cmd, "unknown transport option");
 }
 
 /* This process's copy of fd @fd of process @pid, or -errno after saying why not. */
@@ -123,10 +123,10 @@ static int parse_target(const char *cmd, int argc, char **argv, struct target *t
 
 	t->topts.sz = sizeof(t->topts);
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		/* parsers and transport options are attach's: unattach takes neither */
 		if (c > 0 && strchr("PF" TRANSPORT_OPT_CHARS, c) && strcmp(cmd, "attach"))
-			return usage_error(cmd, "unknown option");
+			return bad_option(cmd, c, argv);
 		switch (c) {
 		case 'N':
 		case 'K':
@@ -166,7 +166,7 @@ static int parse_target(const char *cmd, int argc, char **argv, struct target *t
 			help();
 			return -1;
 		default:
-			return usage_error(cmd, "unknown option");
+			return bad_option(cmd, c, argv);
 		}
 	}
 	if (optind != argc - 1)

@@ -573,7 +573,7 @@ int cmd_connect(int argc, char **argv)
 	uint64_t v;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
 			if (parse_u64(optarg, 1, MAX_COUNT, &v))
@@ -610,7 +610,7 @@ int cmd_connect(int argc, char **argv)
 					return err;
 				break;
 			}
-			return usage_error("connect", "unknown option");
+			return bad_option("connect", c, argv);
 		}
 	}
 	if (optind != argc - 2)

@@ -852,7 +852,7 @@ int cmd_monitor(int argc, char **argv)
 
 	optind = 0;
 	err = EXIT_USAGE;
-	while ((c = getopt_long(argc, argv, "js:r:R:oSg:c:d:f:Cp:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":js:r:R:oSg:c:d:f:Cp:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			env.json = true;
@@ -918,7 +918,7 @@ int cmd_monitor(int argc, char **argv)
 			err = EXIT_OK;
 			goto out;
 		default:
-			usage_error("monitor", "unknown option");
+			bad_option("monitor", c, argv);
 			goto out;
 		}
 	}

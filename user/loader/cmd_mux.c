@@ -76,7 +76,7 @@ int cmd_create(int argc, char **argv)
 	int c, err;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			if (kcm_framing_parse(optarg, &o.framing))
@@ -140,7 +140,7 @@ int cmd_create(int argc, char **argv)
 			create_help(stdout);
 			return EXIT_OK;
 		default:
-			return usage_error("create", "unknown option");
+			return bad_option("create", c, argv);
 		}
 	}
 	if (optind != argc - 1)
@@ -331,7 +331,7 @@ int cmd_clean(int argc, char **argv)
 	DIR *d;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "anjh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":anjh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			all = true;
@@ -352,7 +352,7 @@ int cmd_clean(int argc, char **argv)
 			       "transports}.\n");
 			return EXIT_OK;
 		default:
-			return usage_error("clean", "unknown option");
+			return bad_option("clean", c, argv);
 		}
 	}
 	if (optind != argc)

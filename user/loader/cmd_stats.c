@@ -259,7 +259,7 @@ int cmd_stats(int argc, char **argv)
 	char path[256];
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "w:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":w:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
 			if (parse_u64(optarg, 1, 3600, &watch))
@@ -281,7 +281,7 @@ int cmd_stats(int argc, char **argv)
 			       "member_stats, counters).\n");
 			return EXIT_OK;
 		default:
-			return usage_error("stats", "unknown option");
+			return bad_option("stats", c, argv);
 		}
 	}
 	if (argc - optind > 1)

@@ -24,6 +24,9 @@ int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Explain a libkcm failure: its own description, a hint for the errno, the libbpf log. */
 int fail_lib(const char *what, int err);
+/* A getopt_long() answer @c of ':' (missing argument) or '?' (unknown option) as a usage
+ * error that names the option. */
+int bad_option(const char *cmd, int c, char *const argv[]);
 /* With -j: "null", for a command that has nothing to say (as bpftool does). */
 void json_nothing(void);
 /* Options of a command that takes only -j/--json and -h/--help (which prints @help):

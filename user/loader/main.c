@@ -98,6 +98,21 @@ int usage_error(const char *cmd, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int bad_option(const char *cmd, int c, char *const argv[])
+{
+	const char *arg = optind > 0 ? argv[optind - 1] : "";
+	char name[8];
+
+	/* a short option inside a cluster (-jx): name the letter, not the cluster */
+	if (optopt > 0 && optopt < 128 && strncmp(arg, "--", 2)) {
+		snprintf(name, sizeof(name), "-%c", optopt);
+		arg = name;
+	}
+	if (c == ':')
+		return usage_error(cmd, "option '%s' needs an argument", arg);
+	return usage_error(cmd, "unknown option '%s'", arg);
+}
+
 static const char *hint(int err)
 {
 	switch (err) {
@@ -184,7 +199,7 @@ int json_help_options(const char *cmd, int argc, char **argv, const char *help)
 	int c;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, "jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			env.json = true;
@@ -193,7 +208,7 @@ int json_help_options(const char *cmd, int argc, char **argv, const char *help)
 			fputs(help, stdout);
 			return EXIT_OK;
 		default:
-			return usage_error(cmd, "unknown option");
+			return bad_option(cmd, c, argv);
 		}
 	}
 	return -1;
@@ -255,7 +270,8 @@ int main(int argc, char **argv)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+jvhV", opts, NULL)) != -1) {
+	opterr = 0; /* bad_option() says it, naming the option */
+	while ((c = getopt_long(argc, argv, "+:jvhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			env.json = true;
@@ -270,6 +286,11 @@ int main(int argc, char **argv)
 			printf("kcm-loader %s (libbpf %s)\n", KCM_VERSION, libbpf_version_string());
 			return EXIT_OK;
 		default:
+			if (c == ':')
+				fprintf(stderr, "kcm-loader: option '%s' needs an argument\n",
+					argv[optind - 1]);
+			else
+				fprintf(stderr, "kcm-loader: unknown option '%s'\n", argv[optind - 1]);
 			usage(stderr);
 			return EXIT_USAGE;
 		}

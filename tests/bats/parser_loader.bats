@@ -105,17 +105,23 @@ start_consumer_and_holder() {
 	[ -e "/sys/fs/bpf/kcm/$MUX/transports_1" ]
 }
 
+# held_connection PORT: tcp_holder accepts on 127.0.0.1:PORT a connection this shell
+# opens as fd 5; its "pid fd" line is in $TMP/holder.
+held_connection() {
+	bg_run "$PROGS/tcp_holder" --listen "127.0.0.1:$1" --ready-file "$TMP/holder"
+	for _ in $(seq 100); do
+		exec 5<>"/dev/tcp/127.0.0.1/$1" && break
+		sleep 0.05
+	done 2>/dev/null
+	wait_for_file "$TMP/holder"
+}
+
 @test "--split prog: the mux's parser splits, transports cannot bring parsers of their own" {
 	"$LOADER" create "$MUX" --prog "$BUILD/parsers/thrift.bpf.o" --split prog
 	[ -e "/sys/fs/bpf/kcm/$MUX/split_prog" ]
 	run "$LOADER" status "$MUX" --json
 	[ "$(echo "$output" | jq -r '.[0].splitter')" = prog ]
-	bg_run "$PROGS/tcp_holder" --listen "127.0.0.1:7202" --ready-file "$TMP/holder"
-	for _ in $(seq 100); do
-		exec 5<>/dev/tcp/127.0.0.1/7202 && break
-		sleep 0.05
-	done 2>/dev/null
-	wait_for_file "$TMP/holder"
+	held_connection 7202
 	read -r pid fd < "$TMP/holder"
 	run "$LOADER" attach "$MUX" --pid "$pid" --fd "$fd" \
 		--prog "$BUILD/tests/parsers/thrift_checked.bpf.o"
@@ -134,12 +140,7 @@ start_consumer_and_holder() {
 
 @test "--prog errors: a fixed-framing mux, missing objects, unknown frames, broken objects" {
 	"$LOADER" create "$MUX"
-	bg_run "$PROGS/tcp_holder" --listen "127.0.0.1:7201" --ready-file "$TMP/holder"
-	for _ in $(seq 100); do
-		exec 5<>/dev/tcp/127.0.0.1/7201 && break
-		sleep 0.05
-	done 2>/dev/null
-	wait_for_file "$TMP/holder"
+	held_connection 7201
 	read -r pid fd < "$TMP/holder"
 	run "$LOADER" attach "$MUX" --pid "$pid" --fd "$fd" --frame dns
 	[ "$status" -eq 1 ]

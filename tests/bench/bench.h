@@ -15,8 +15,9 @@
 #define MSG_MIN 28
 
 /* kcm-frame: the shipped Thrift parser program with its user-space splitter (batches);
- * kcm-prog: the same program without it (one message per redirect) */
-enum variant { V_KCM, V_KCM_BATCH, V_DEMUX, V_DIRECT, V_KCM_FRAME, V_KCM_PROG };
+ * kcm-prog: the same program without it (one message per redirect);
+ * afkcm: the kernel's own AF_KCM (CONFIG_AF_KCM), for comparison */
+enum variant { V_KCM, V_KCM_BATCH, V_DEMUX, V_DIRECT, V_KCM_FRAME, V_KCM_PROG, V_AFKCM };
 enum mode { M_FIREHOSE, M_REQRESP };
 
 struct cfg {
@@ -41,7 +42,7 @@ struct cfg {
 struct worker {
 	pthread_t th;
 	unsigned int id;
-	int fd;				/* kcm: KCM socket; demux: its end of the pair */
+	int fd;				/* kcm, afkcm: KCM socket; demux: its end of the pair */
 	_Atomic uint64_t msgs;
 	uint64_t pad[7];		/* one cache line per worker's counter */
 };

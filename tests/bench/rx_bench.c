@@ -63,7 +63,7 @@ static void die(const char *what)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: rx_bench --variant kcm|kcm-batch|kcm-frame|kcm-prog|demux|direct\n"
+		"Usage: rx_bench --variant kcm|kcm-batch|kcm-frame|kcm-prog|afkcm|demux|direct\n"
 		"                --mode firehose|reqresp --size BYTES --conns C --workers W\n"
 		"                [--msgs N] [--seconds S] [--outstanding K] [--hot PCT]\n"
 		"                [--stall-ms MS] [--json] [--batch N] [--member-rcvbuf BYTES]\n"
@@ -72,7 +72,9 @@ static void usage(FILE *f)
 		"kcm-frame finds messages with the Thrift parser program (--parser, default\n"
 		"build/parsers/thrift.bpf.o) and batches with its user-space splitter; kcm-prog\n"
 		"uses the same program with one message per redirect. --pin pins a kcm variant's\n"
-		"mux as NAME while it runs (kcm-loader stats NAME).\n"
+		"mux as NAME while it runs (kcm-loader stats NAME). afkcm is the kernel's own\n"
+		"AF_KCM (CONFIG_AF_KCM; modprobe kcm) with a socket-filter parser, one KCM\n"
+		"socket per worker.\n"
 		"One run over loopback TCP; prints one JSON line. Sizes include the 4-byte\n"
 		"length prefix (at least %d). Exit 0 when every message arrived intact, once.\n",
 		TUNED_BATCH, MSG_MIN);
@@ -455,7 +457,7 @@ static const char *default_parser(void)
 static const char *variant_name(enum variant v)
 {
 	static const char *const names[] = { "kcm", "kcm-batch", "demux", "direct", "kcm-frame",
-					     "kcm-prog" };
+					     "kcm-prog", "afkcm" };
 
 	return names[v];
 }
@@ -483,7 +485,7 @@ static void parse(int argc, char **argv)
 		switch (o) {
 		case 'v':
 			c->variant = (enum variant)-1;
-			for (enum variant v = V_KCM; v <= V_KCM_PROG; v++)
+			for (enum variant v = V_KCM; v <= V_AFKCM; v++)
 				if (!strcmp(optarg, variant_name(v)))
 					c->variant = v;
 			break;

@@ -62,7 +62,7 @@ else
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all clean test test-kernels demo install deps bench bench-tx check-deps
+.PHONY: all clean test test-kernels demo install deps bench bench-tx bench-afkcm check-deps
 .SECONDARY: $(BPF_OBJS) $(PARSER_OBJS) $(TEST_PARSER_OBJS)
 
 all: $(OUTPUT)/libkcm.a $(OUTPUT)/libkcm.so $(OUTPUT)/kcm-loader $(BPF_OBJS) $(PROGS) $(UNITS) \
@@ -173,6 +173,12 @@ bench-tx:
 	$(Q)scripts/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)scripts/bench-tx.sh
+
+# kcm-bpf against the kernel's own AF_KCM, in Debian's 6.1 kernel under qemu
+bench-afkcm:
+	$(Q)scripts/install-deps.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)scripts/bench-afkcm.sh
 
 install: all
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))

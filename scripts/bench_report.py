@@ -590,6 +590,8 @@ class Report:
                 by.setdefault(t["variant"], []).append(t["ok"])
             parts = [f"{v}: {sum(x)}/{len(x)}" for v, x in by.items()]
             self.w(f"  - {n}: met in " + ", ".join(parts))
+        self.w("- Against the kernel's own AF_KCM (Debian 6.1 in qemu, `scripts/bench-afkcm.sh`; "
+               "this machine's kernel has no AF_KCM): see [afkcm.md](bench/afkcm.md).")
         self.w("")
 
     def machine(self):

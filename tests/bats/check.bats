@@ -5,7 +5,7 @@
 
 load helpers
 
-NAMES='["kernel","privileges","bpffs","btf","sockmap","stream-parser","sk-msg","unix-members","udp-members","data-plane","monitor","af-kcm","monitor-arm"]'
+NAMES='["kernel","privileges","bpffs","btf","sockmap","stream-parser","sk-msg","unix-members","udp-members","data-plane","monitor","af-kcm","monitor-arm","monitor-trace"]'
 
 setup() {
 	KCM_NO_FEATURE_SKIP=1 require_root # this suite reports what the kernel lacks
@@ -51,12 +51,16 @@ state() { jq -r --arg n "$1" '.[] | select(.name == $n) | .state' "$TMP/check.js
 	run "$LOADER" monitor "$MUX" --duration 1 --ready-file "$TMP/armed" --stats-cost --json
 	echo "monitor-arm $(state monitor-arm): $output"
 	"$LOADER" destroy "$MUX"
-	[ "$status" -eq 0 ] && [ -e "$TMP/armed" ]
 	if [ "$(state monitor-arm)" = ok ]; then
+		[ "$status" -eq 0 ] && [ -e "$TMP/armed" ]
 		[[ "$output" == *'"path":"sock_ops"'* ]] && [[ "$output" != *tracepoints* ]]
-	else
+	elif [ "$(state monitor-trace)" = ok ]; then
+		[ "$status" -eq 0 ] && [ -e "$TMP/armed" ]
 		[[ "$output" == *'"path":"tracing"'* ]]
-		[[ "$output" == *TCP_BPF_SOCK_OPS_CB_FLAGS*"through tracepoints"* ]]
+		[[ "$output" == *"cannot arm transports here"*"through tracepoints"* ]]
+	else
+		[ "$status" -eq 1 ] && [ ! -e "$TMP/armed" ]
+		[[ "$output" == *"monitor cannot run on this kernel"*"monitor-trace"* ]]
 	fi
 	# KCM sockets of a length-prefix mux (AF_UNIX members)
 	NS=kcmt-check-$$

@@ -61,6 +61,24 @@ static int check_monitor_arm(void)
 	return err ? 1 : 0;
 }
 
+/* The loader's own check: monitor's tracing path, for kernels that cannot arm. */
+static int check_monitor_trace(void)
+{
+	struct kcm_check c = { .name = "monitor-trace",
+			       .needed_for = "kcm-loader monitor where monitor-arm is missing "
+					     "(and --trace)" };
+	int err = monitor_check_trace(c.seen, sizeof(c.seen));
+
+	c.state = err ? KCM_CHECK_MISSING : KCM_CHECK_OK;
+	if (err == -EPERM || err == -EACCES)
+		c.state = KCM_CHECK_UNKNOWN;
+	if (err)
+		c.fix = err == -EPERM || err == -EACCES ? "run `kcm-loader check` as root" :
+			"use Linux 5.19 or later for kcm-loader monitor without monitor-arm";
+	print_check(&c, NULL);
+	return err ? 1 : 0;
+}
+
 int cmd_check(int argc, char **argv)
 {
 	int missing, ret;
@@ -81,6 +99,7 @@ int cmd_check(int argc, char **argv)
 		json_start_array(NULL);
 	missing = kcm_check_system(print_check, NULL);
 	missing += check_monitor_arm();
+	missing += check_monitor_trace();
 	if (env.json) {
 		json_end_array();
 		json_done();

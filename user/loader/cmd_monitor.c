@@ -318,6 +318,10 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 		return EXIT_FAIL;
 	choose_path(m);
 	err = kcm_health_bpf__load(m->skel);
+	if (err && m->traced && !m->want_trace)
+		return fail("monitor cannot run on this kernel: it cannot arm transports "
+			    "(monitor-arm) and its tracing programs do not load (monitor-trace, "
+			    "Linux 5.19); `kcm-loader check` says why");
 	if (err)
 		return fail_lib("failed to load the health programs", -err);
 	if (bpf_map_update_elem(m->pins.map[KCM_MAP_HEALTH_CFG], &zero, &m->cfg, BPF_ANY))

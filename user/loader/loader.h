@@ -40,6 +40,8 @@ bool pid_alive(pid_t pid);
 /* cmd_monitor.c: whether monitor can arm transports on this kernel (kcm-loader check):
  * 0, -EOPNOTSUPP when the kernel cannot, or another -errno; what was seen in @seen */
 int monitor_check_arm(char *seen, size_t len);
+/* monitor's tracing path: 0 when its programs load and attach, or -errno with why */
+int monitor_check_trace(char *seen, size_t len);
 
 /* flow_show.c: a mux's flow-control state (status, stats) */
 void show_flow(const char *name);

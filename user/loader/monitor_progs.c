@@ -115,6 +115,57 @@ int arm_supported(void)
 	return err == -ENOPROTOOPT ? 0 : err; /* the program did not run here: no answer */
 }
 
+/* The sock_ops program loads without the setsockopt one: the kernel refuses only that. */
+static bool arm_prog_refused(void)
+{
+	struct kcm_health_bpf *skel = health_open();
+	struct bpf_program *p;
+	bool refused;
+
+	if (!skel)
+		return false;
+	for (size_t i = 0; (p = trace_prog(skel, i)); i++)
+		bpf_program__set_autoload(p, false);
+	bpf_program__set_autoload(skel->progs.kcm_health_arm, false);
+	refused = !kcm_health_bpf__load(skel);
+	kcm_health_bpf__destroy(skel);
+	return refused;
+}
+
+int monitor_check_trace(char *seen, size_t len)
+{
+	struct kcm_health_bpf *skel = health_open();
+	struct bpf_program *p;
+	int err = 0;
+
+	if (skel) {
+		bpf_program__set_autoload(skel->progs.kcm_health, false);
+		bpf_program__set_autoload(skel->progs.kcm_health_arm, false);
+	}
+	if (!skel || kcm_health_bpf__load(skel)) {
+		err = errno ? -errno : -EINVAL;
+		snprintf(seen, len, "the tracing programs do not load: %s (they need BTF "
+			 "tracepoints tcp_probe, tcp_retransmit_skb, inet_sock_set_state and "
+			 "tcp_cong_state_set, Linux 5.19; kcm-loader -v check shows why)",
+			 strerror(-err));
+	} else {
+		for (size_t i = 0; !err && (p = trace_prog(skel, i)); i++) {
+			struct bpf_link *link = bpf_program__attach(p);
+
+			if (!link) {
+				err = -errno;
+				snprintf(seen, len, "failed to attach %s: %s", bpf_program__name(p),
+					 strerror(-err));
+			}
+			bpf_link__destroy(link);
+		}
+		if (!err)
+			snprintf(seen, len, "the tracing programs load and attach");
+	}
+	kcm_health_bpf__destroy(skel);
+	return err;
+}
+
 int monitor_check_arm(char *seen, size_t len)
 {
 	struct kcm_health_bpf *skel = health_open();
@@ -127,10 +178,16 @@ int monitor_check_arm(char *seen, size_t len)
 		bpf_program__set_autoload(p, false);
 	if (!skel || kcm_health_bpf__load(skel)) {
 		err = -errno;
-		snprintf(seen, len, "failed to load the health programs: %s (kcm-loader -v check "
-			 "shows libbpf's messages)", strerror(-err));
 		kcm_health_bpf__destroy(skel);
-		return err ? err : -EINVAL;
+		if (!arm_prog_refused()) {
+			snprintf(seen, len, "failed to load the health programs: %s (kcm-loader -v "
+				 "check shows libbpf's messages)", strerror(-err));
+			return err ? err : -EINVAL;
+		}
+		snprintf(seen, len, "the kernel refuses monitor's cgroup/setsockopt program (its "
+			 "verifier knows no bpf_getsockopt() there), so monitor cannot arm "
+			 "transports here");
+		return -EOPNOTSUPP;
 	}
 	err = kcm_cgroup2_root(root, sizeof(root));
 	if (err) {

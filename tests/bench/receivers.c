@@ -67,9 +67,10 @@ static int kcm_reply(struct worker *w, const uint8_t *msg, size_t len)
 	return kcm_send(w->fd, msg, len, 0) == (ssize_t)len ? 0 : -errno;
 }
 
-static void *kcm_worker(void *arg)
+/* Receive batches with @recv_batch and deliver each message, answering with @reply. */
+static void *mmsg_worker(struct worker *w, int (*recv_batch)(int, struct mmsghdr *, unsigned int),
+			 int (*reply)(struct worker *, const uint8_t *, size_t), const char *what)
 {
-	struct worker *w = arg;
 	struct mmsghdr vec[RECV_VEC];
 	struct iovec iov[RECV_VEC];
 	size_t cap = B.cfg.size;
@@ -83,20 +84,33 @@ static void *kcm_worker(void *arg)
 		int n;
 
 		maybe_stall(w);
-		n = kcm_recvmmsg(w->fd, vec, RECV_VEC, MSG_DONTWAIT);
+		n = recv_batch(w->fd, vec, RECV_VEC);
 		if (n < 0) {
 			struct pollfd p = { .fd = w->fd, .events = POLLIN };
 
-			if (errno != EAGAIN && errno != EINTR)
+			if (errno != EAGAIN && errno != EINTR) {
+				fprintf(stderr, "rx_bench: failed to receive on %s %u: %s\n", what,
+					w->id, strerror(errno));
 				break;
+			}
 			poll(&p, 1, 10);
 			continue;
 		}
 		for (int i = 0; i < n; i++)
-			deliver(w, iov[i].iov_base, vec[i].msg_len, kcm_reply);
+			deliver(w, iov[i].iov_base, vec[i].msg_len, reply);
 	}
 	free(bufs);
 	return NULL;
+}
+
+static int kcm_recv_batch(int fd, struct mmsghdr *vec, unsigned int n)
+{
+	return kcm_recvmmsg(fd, vec, n, MSG_DONTWAIT);
+}
+
+static void *kcm_worker(void *arg)
+{
+	return mmsg_worker(arg, kcm_recv_batch, kcm_reply, "KCM socket");
 }
 
 static int kcm_start(void)
@@ -226,39 +240,14 @@ static int afkcm_reply(struct worker *w, const uint8_t *msg, size_t len)
 }
 
 /* One message per datagram: recvmmsg() takes what is queued, up to RECV_VEC. */
+static int afkcm_recv_batch(int fd, struct mmsghdr *vec, unsigned int n)
+{
+	return recvmmsg(fd, vec, n, MSG_DONTWAIT, NULL);
+}
+
 static void *afkcm_worker(void *arg)
 {
-	struct worker *w = arg;
-	struct mmsghdr vec[RECV_VEC];
-	struct iovec iov[RECV_VEC];
-	size_t cap = B.cfg.size;
-	uint8_t *bufs = malloc(cap * RECV_VEC);
-
-	for (int i = 0; bufs && i < RECV_VEC; i++) {
-		iov[i] = (struct iovec){ bufs + i * cap, cap };
-		vec[i] = (struct mmsghdr){ .msg_hdr = { .msg_iov = &iov[i], .msg_iovlen = 1 } };
-	}
-	while (bufs && !atomic_load(&B.stop)) {
-		int n;
-
-		maybe_stall(w);
-		n = recvmmsg(w->fd, vec, RECV_VEC, MSG_DONTWAIT, NULL);
-		if (n < 0) {
-			struct pollfd p = { .fd = w->fd, .events = POLLIN };
-
-			if (errno != EAGAIN && errno != EINTR) {
-				fprintf(stderr, "rx_bench: failed to receive on AF_KCM socket %u: %s\n",
-					w->id, strerror(errno));
-				break;
-			}
-			poll(&p, 1, 10);
-			continue;
-		}
-		for (int i = 0; i < n; i++)
-			deliver(w, iov[i].iov_base, vec[i].msg_len, afkcm_reply);
-	}
-	free(bufs);
-	return NULL;
+	return mmsg_worker(arg, afkcm_recv_batch, afkcm_reply, "AF_KCM socket");
 }
 
 static int afkcm_start(void)

@@ -42,39 +42,22 @@ static void print_check(const struct kcm_check *c, void *ctx)
 		       c->fix ? "; " : "", c->fix ? c->fix : "");
 }
 
-/* The loader's own check: monitor's setsockopt program arming a socket. */
-static int check_monitor_arm(void)
+/*
+ * One of the loader's own checks: @probe fills what it saw and returns 0, -EOPNOTSUPP
+ * when the kernel lacks the feature (@fix says what to do), or another -errno.
+ */
+static int loader_check(const char *name, const char *needed_for,
+			int (*probe)(char *seen, size_t len), const char *fix)
 {
-	struct kcm_check c = { .name = "monitor-arm",
-			       .needed_for = "kcm-loader monitor's sock_ops path (without it, "
-					     "monitor uses tracepoints, machine-wide)" };
-	int err = monitor_check_arm(c.seen, sizeof(c.seen));
+	struct kcm_check c = { .name = name, .needed_for = needed_for };
+	int err = probe(c.seen, sizeof(c.seen));
 
 	c.state = err ? KCM_CHECK_MISSING : KCM_CHECK_OK;
 	if (err == -EPERM || err == -EACCES)
 		c.state = KCM_CHECK_UNKNOWN;
 	if (err)
-		c.fix = err == -EOPNOTSUPP ?
-			"nothing to do: monitor takes its tracing path (or use Linux 6.12)" :
+		c.fix = err == -EOPNOTSUPP ? fix :
 			"run `kcm-loader check` as root, with cgroup v2 mounted";
-	print_check(&c, NULL);
-	return err ? 1 : 0;
-}
-
-/* The loader's own check: monitor's tracing path, for kernels that cannot arm. */
-static int check_monitor_trace(void)
-{
-	struct kcm_check c = { .name = "monitor-trace",
-			       .needed_for = "kcm-loader monitor where monitor-arm is missing "
-					     "(and --trace)" };
-	int err = monitor_check_trace(c.seen, sizeof(c.seen));
-
-	c.state = err ? KCM_CHECK_MISSING : KCM_CHECK_OK;
-	if (err == -EPERM || err == -EACCES)
-		c.state = KCM_CHECK_UNKNOWN;
-	if (err)
-		c.fix = err == -EPERM || err == -EACCES ? "run `kcm-loader check` as root" :
-			"use Linux 5.19 or later for kcm-loader monitor without monitor-arm";
 	print_check(&c, NULL);
 	return err ? 1 : 0;
 }
@@ -98,8 +81,12 @@ int cmd_check(int argc, char **argv)
 	if (env.json)
 		json_start_array(NULL);
 	missing = kcm_check_system(print_check, NULL);
-	missing += check_monitor_arm();
-	missing += check_monitor_trace();
+	missing += loader_check("monitor-arm", "kcm-loader monitor's sock_ops path (without it, "
+				"monitor uses tracepoints, machine-wide)", monitor_check_arm,
+				"nothing to do: monitor takes its tracing path (or use Linux 6.12)");
+	missing += loader_check("monitor-trace", "kcm-loader monitor where monitor-arm is "
+				"missing (and --trace)", monitor_check_trace,
+				"use Linux 5.19 or later for kcm-loader monitor without monitor-arm");
 	if (env.json) {
 		json_end_array();
 		json_done();

@@ -347,8 +347,7 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 	}
 	if (monitor_attach(m, cgroup))
 		return EXIT_FAIL;
-	if (!m->traced && arm_supported() == -EINVAL)
-		return fail("failed to arm the transports of mux '%s': " ARM_UNSUPPORTED, m->name);
+	/* choose_path() asked the kernel whether arming works */
 	if (!m->traced)
 		arm_new(m);
 	last_scan = mono_ns();

@@ -49,8 +49,6 @@ struct monitor {
 	"from a cgroup/setsockopt program (Linux 6.12 added it), so monitor cannot arm " \
 	"transports here"
 struct kcm_health_bpf *health_open(void);
-/* 0 when the setsockopt program arms sockets here, -EINVAL when the kernel refuses */
-int arm_supported(void);
 void arm_new(struct monitor *m);
 void disarm_all(struct monitor *m);
 int reuse_maps(struct monitor *m);

@@ -514,6 +514,15 @@ int main(int argc, char **argv)
 	for (unsigned int i = 0; i < o.conns; i++) {
 		conns[i].fd = tcp_connect(o.connect);
 		conns[i].id = o.conn_base + i;
+		if (o.close_rst) {
+			struct linger rst = { .l_onoff = 1, .l_linger = 0 };
+
+			/* at once, so that a kill at any time resets the connection too (a
+			 * test that kills the client while it still sends must see a RST) */
+			if (setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst)))
+				die(PROG ": SO_LINGER on connection %u: %s", conns[i].id,
+				    strerror(errno));
+		}
 	}
 	if (o.start_file && wait_file(o.start_file))
 		die(PROG ": timed out after %u s waiting for %s", o.timeout_s, o.start_file);
@@ -565,12 +574,6 @@ int main(int argc, char **argv)
 			       (unsigned long long)rp.foreign, (unsigned long long)missing);
 	}
 	fflush(stdout);
-	for (unsigned int i = 0; o.close_rst && i < o.conns; i++) {
-		struct linger rst = { .l_onoff = 1, .l_linger = 0 };
-
-		/* now, so that a kill during --hold resets the connections too */
-		setsockopt(conns[i].fd, SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
-	}
 	if (o.hold_s && o.replies) {
 		hold_draining(conns);
 	} else if (o.hold_s) {

@@ -129,7 +129,12 @@ $(OUTPUT)/kcm-loader: $(LOADER_OBJS) $(OUTPUT)/libkcm.a
 $(OUTPUT)/tests/%: tests/progs/%.c tests/progs/progs.h $(OUTPUT)/libkcm.a user/include/kcm.h \
 		$(SKELS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/progs -o $@ $< $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/progs -o $@ $< $(PROG_LDFLAGS) $(OUTPUT)/libkcm.a \
+		$(LIBBPF_LIBS) -lpthread
+
+# flow_check refers to these weakly (it also runs on a library without them): a weak
+# reference alone does not pull an archive member in, so ask the linker for them.
+$(OUTPUT)/tests/flow_check: PROG_LDFLAGS := -Wl,-u,kcm_mux_flow -Wl,-u,kcm_unread
 
 $(BENCH): $(BENCH_SRCS) tests/bench/bench.h $(OUTPUT)/libkcm.a user/include/kcm.h \
 		| $(OUTPUT)/tests/bench

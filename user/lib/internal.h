@@ -77,14 +77,16 @@ bool kcm_kernel_udp_inq(void);
 /* error.c: record "<what failed>: <strerror(err)>" for kcm_last_error(); returns @err */
 int kcm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* registry.c: fd -> KCM socket */
+/* registry.c: fd -> KCM socket; a socket it drops is freed with kcm_sock_free/forget */
 int kcm_registry_add(struct kcm_sock *ks);
 struct kcm_sock *kcm_registry_get(int fd);
 struct kcm_sock *kcm_registry_get_checked(int fd);
 struct kcm_sock *kcm_registry_take(int fd);
 void kcm_registry_drop_mux(struct kcm_mux *mux, void (*fn)(struct kcm_sock *ks));
+void kcm_sock_free(struct kcm_sock *ks);	/* closes ks->fd */
+void kcm_sock_forget(struct kcm_sock *ks);	/* the fd is no longer ours */
 
-/* mux.c */
+/* mux_core.c: the mux lock and its config map */
 int kcm_mux_lock(struct kcm_mux *mux);
 void kcm_mux_unlock(struct kcm_mux *mux);
 int kcm_config_bump(struct kcm_mux *mux);
@@ -99,11 +101,11 @@ int kcm_parser_record(struct kcm_mux *mux, unsigned int id, const struct kcm_par
 /* recv.c: length of the next queued message, -EAGAIN when none is */
 ssize_t kcm_next_len(struct kcm_sock *ks);
 
-/* members.c */
+/* steer.c: rebuild the steering list from the group and info maps; mux lock held */
 int kcm_steer_sync(struct kcm_mux *mux);
+
+/* members.c: a new member of the group (@hold: the mux's hold queue, see flowctl.c) */
 int kcm_member_add(struct kcm_mux *mux, bool hold, struct kcm_sock **out);
-void kcm_sock_free(struct kcm_sock *ks);	/* closes ks->fd */
-void kcm_sock_forget(struct kcm_sock *ks);	/* the fd is no longer ours */
 
 /*
  * SO_RCVBUF a transport gets by default (the kernel doubles it), see docs/memory.md.
@@ -197,11 +199,18 @@ void kcm_stats_requeued(struct kcm_mux *mux, uint32_t mslot, unsigned int msgs);
 uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int fd,
 			uint64_t *bytes);
 
-/* transports.c */
+/* tx_table.c: the transports this process can write to */
+/* The cookie in @slot of the transport map of @info's parser; -ENOENT when empty. */
+int kcm_transport_lookup(struct kcm_mux *mux, const struct kcm_transport_info *info,
+			 __u32 slot, __u64 *cookie);
+int kcm_tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie);
+void kcm_tx_remove(struct kcm_mux *mux, uint64_t cookie);
 int kcm_tx_refresh(struct kcm_mux *mux);
 int kcm_tx_refresh_force(struct kcm_mux *mux, bool force);
 /* This process's transport with @cookie, or NULL; the caller holds tx_lock. */
 struct kcm_transport *kcm_tx_find(struct kcm_mux *mux, uint64_t cookie);
+/* An fd of @cookie this process holds to send on, or -1. */
+int kcm_tx_fd_of(struct kcm_mux *mux, uint64_t cookie);
 void kcm_tx_clear(struct kcm_mux *mux);
 
 /* Move past @r bytes of an iovec array (recv.c, xmit.c). */

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* KCM sockets: the members of a mux's group, and the steering list built from them. */
+/* Members of a mux's group: the socket behind each KCM socket, added to the group map. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,66 +12,6 @@
 #include <bpf/libbpf.h>
 
 #include "internal.h"
-
-/* Index of group slot @slot in @st's list, -1 when it is not there. */
-static int steer_index(const struct kcm_steer *st, __u32 slot)
-{
-	for (__u32 i = 0; i < st->nmembers && i < KCM_MAX_MEMBERS; i++)
-		if (st->slots[i] == slot)
-			return i;
-	return -1;
-}
-
-/*
- * Rebuild the steering list from the kernel's view: a slot steers when the group map
- * holds a socket there and the info map says it is that socket and enabled. Members
- * that stay keep their credit and the turn stays where it was, so opening, attaching
- * or unattaching never moves the round-robin; a new member starts level with the
- * least-served one, so it takes turns at once without a burst. Caller holds the mux lock.
- */
-int kcm_steer_sync(struct kcm_mux *mux)
-{
-	struct kcm_steer old = { 0 }, steer = { 0 };
-	struct kcm_member_info info;
-	__s64 level = 0;
-	__u64 cookie;
-	__u32 key = 0;
-	int at;
-
-	if (bpf_map_lookup_elem_flags(mux->map_fd[KCM_MAP_STEER], &key, &old, BPF_F_LOCK))
-		return -errno;
-	for (__u32 i = 0; i < old.nmembers && i < KCM_MAX_MEMBERS; i++) {
-		__s64 c = old.credit[old.slots[i] % KCM_MAX_MEMBERS];
-
-		if (i == 0 || c > level)
-			level = c;
-	}
-	for (__u32 slot = 0; slot < KCM_MAX_MEMBERS; slot++) {
-		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_GROUP], &slot, &cookie))
-			continue;
-		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &slot, &info) ||
-		    info.cookie != cookie)
-			continue;
-		if (info.hold) {
-			steer.hold = slot + 1;
-			continue;
-		}
-		if (!info.enabled)
-			continue;
-		steer.credit[slot] = steer_index(&old, slot) >= 0 ? old.credit[slot] : level;
-		steer.slots[steer.nmembers++] = slot;
-	}
-	/* the turn stays with the member served last, or the one that took its place */
-	at = old.cursor < old.nmembers ? steer_index(&steer, old.slots[old.cursor]) : -1;
-	if (at < 0)
-		for (__u32 i = 0; i < steer.nmembers; i++)
-			if (old.cursor < old.nmembers && steer.slots[i] < old.slots[old.cursor])
-				at = i;
-	steer.cursor = at >= 0 ? (__u32)at : steer.nmembers ? steer.nmembers - 1 : 0;
-	if (bpf_map_update_elem(mux->map_fd[KCM_MAP_STEER], &key, &steer, BPF_F_LOCK))
-		return -errno;
-	return 0;
-}
 
 /*
  * With parser programs, a loopback UDP socket connected to itself: the kernel tells a
@@ -134,20 +74,6 @@ fail:
 	err = -errno;
 	close(fd);
 	return err;
-}
-
-void kcm_sock_forget(struct kcm_sock *ks)
-{
-	pthread_mutex_destroy(&ks->rlock);
-	pthread_mutex_destroy(&ks->wlock);
-	free(ks->pending);
-	free(ks);
-}
-
-void kcm_sock_free(struct kcm_sock *ks)
-{
-	close(ks->fd);
-	kcm_sock_forget(ks);
 }
 
 /* A new member of the group (@hold: the mux's hold queue, see flowctl.c). */
@@ -220,68 +146,4 @@ unlock:
 free:
 	kcm_sock_free(ks);
 	return err;
-}
-
-int kcm_socket(struct kcm_mux *mux)
-{
-	struct kcm_sock *ks;
-	int fd;
-
-	if (!mux) {
-		errno = EINVAL;
-		return -1;
-	}
-	fd = kcm_member_add(mux, false, &ks);
-	if (fd < 0) {
-		errno = -fd;
-		return -1;
-	}
-	kcm_flowctl_start(mux);
-	return fd;
-}
-
-int kcm_clone(int kcmfd)
-{
-	struct kcm_sock *ks = kcm_registry_get_checked(kcmfd);
-
-	if (!ks) {
-		errno = EBADF;
-		return -1;
-	}
-	return kcm_socket(ks->mux);
-}
-
-struct kcm_mux *kcm_mux_of(int kcmfd)
-{
-	struct kcm_sock *ks = kcm_registry_get_checked(kcmfd);
-
-	if (!ks)
-		errno = EBADF;
-	return ks ? ks->mux : NULL;
-}
-
-int kcm_close(int kcmfd)
-{
-	struct kcm_sock *ks = kcm_registry_get_checked(kcmfd);
-	struct kcm_requeue_report rep = { 0 };
-	struct kcm_member_info none = { 0 };
-	struct kcm_mux *mux;
-
-	if (ks && kcm_registry_take(kcmfd) != ks)
-		ks = NULL; /* another thread closed it first */
-	if (!ks) {
-		errno = EBADF;
-		return -1;
-	}
-	mux = ks->mux;
-	kcm_requeue_close(ks, &rep);
-	if (!kcm_mux_lock(mux)) {
-		bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &ks->slot, &none, BPF_ANY);
-		kcm_sock_free(ks); /* the kernel takes it out of the group map */
-		kcm_steer_sync(mux);
-		kcm_mux_unlock(mux);
-	} else {
-		kcm_sock_free(ks);
-	}
-	return 0;
 }

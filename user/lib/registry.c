@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* File descriptor -> KCM socket table: two levels, lock-free lookups. */
+/* File descriptor -> KCM socket table: two levels, lock-free lookups. It owns what it
+ * holds: a socket it drops is freed here. */
 #include <errno.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "internal.h"
 
@@ -13,6 +15,20 @@ typedef struct kcm_sock *_Atomic sock_slot;
 
 static sock_slot *_Atomic chunks[NCHUNKS];
 static pthread_mutex_t grow_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void kcm_sock_forget(struct kcm_sock *ks)
+{
+	pthread_mutex_destroy(&ks->rlock);
+	pthread_mutex_destroy(&ks->wlock);
+	free(ks->pending);
+	free(ks);
+}
+
+void kcm_sock_free(struct kcm_sock *ks)
+{
+	close(ks->fd);
+	kcm_sock_forget(ks);
+}
 
 static sock_slot *slot_of(int fd, bool create)
 {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Transports: attach and unattach TCP sockets, and the table the transmit path uses. */
+/* Transports: attach and unattach TCP sockets, and prune the ones that closed. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -68,17 +68,6 @@ static void addr_info(int fd, struct kcm_transport_info *info)
 		addr_copy(&ss, info->remote_addr, &info->remote_port);
 }
 
-/* The cookie in @slot of the transport map of @info's parser; -ENOENT when empty. */
-static int transport_lookup(struct kcm_mux *mux, const struct kcm_transport_info *info,
-			    __u32 slot, __u64 *cookie)
-{
-	int map = kcm_transport_map(mux, info->parser);
-
-	if (map < 0)
-		return map;
-	return bpf_map_lookup_elem(map, &slot, cookie) ? -errno : 0;
-}
-
 /* Slot holding @cookie in the transport map, or -ENOENT. Caller holds the mux lock. */
 static int slot_of_cookie(struct kcm_mux *mux, uint64_t cookie)
 {
@@ -89,7 +78,7 @@ static int slot_of_cookie(struct kcm_mux *mux, uint64_t cookie)
 		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
 		    info.cookie != cookie)
 			continue;
-		if (!transport_lookup(mux, &info, slot, &cur) && cur == cookie)
+		if (!kcm_transport_lookup(mux, &info, slot, &cur) && cur == cookie)
 			return slot;
 	}
 	return -ENOENT;
@@ -103,7 +92,7 @@ static int free_slot(struct kcm_mux *mux)
 
 	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
 		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
-		    !info.cookie || transport_lookup(mux, &info, slot, &cur))
+		    !info.cookie || kcm_transport_lookup(mux, &info, slot, &cur))
 			return slot;
 	}
 	return -ENOSPC;
@@ -135,51 +124,6 @@ static void size_rcvbuf(const struct kcm_config *cfg, int fd)
 	if (want < (int64_t)cfg->max_msg)
 		want = cfg->max_msg;
 	kcm_set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, want);
-}
-
-static int tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie)
-{
-	struct kcm_transport *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -ENOMEM;
-	t->fd = fd;
-	t->slot = slot;
-	t->cookie = cookie;
-	pthread_mutex_init(&t->lock, NULL);
-	pthread_rwlock_wrlock(&mux->tx_lock);
-	mux->tx[mux->ntx++] = t;
-	pthread_rwlock_unlock(&mux->tx_lock);
-	return 0;
-}
-
-static void tx_free(struct kcm_transport *t)
-{
-	close(t->fd);
-	pthread_mutex_destroy(&t->lock);
-	free(t);
-}
-
-static void tx_remove(struct kcm_mux *mux, uint64_t cookie)
-{
-	pthread_rwlock_wrlock(&mux->tx_lock);
-	for (unsigned int i = 0; i < mux->ntx; i++) {
-		if (mux->tx[i]->cookie != cookie)
-			continue;
-		tx_free(mux->tx[i]);
-		mux->tx[i] = mux->tx[--mux->ntx];
-		break;
-	}
-	pthread_rwlock_unlock(&mux->tx_lock);
-}
-
-void kcm_tx_clear(struct kcm_mux *mux)
-{
-	pthread_rwlock_wrlock(&mux->tx_lock);
-	for (unsigned int i = 0; i < mux->ntx; i++)
-		tx_free(mux->tx[i]);
-	mux->ntx = 0;
-	pthread_rwlock_unlock(&mux->tx_lock);
 }
 
 /*
@@ -291,7 +235,7 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 		kcm_fail(slot, "failed to add socket (cookie %llu) to the transport map",
 			 (unsigned long long)cookie);
 	if (slot >= 0 && keep)
-		err = tx_add(mux, dup, slot, cookie);
+		err = kcm_tx_add(mux, dup, slot, cookie);
 	else
 		err = slot < 0 ? slot : 0;
 	if (slot >= 0 && err) { /* could not track it: undo */
@@ -359,27 +303,6 @@ int kcm_attach_owned_parser(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int
 	return err ? -1 : 0;
 }
 
-struct kcm_transport *kcm_tx_find(struct kcm_mux *mux, uint64_t cookie)
-{
-	for (unsigned int i = 0; i < mux->ntx; i++)
-		if (mux->tx[i]->cookie == cookie)
-			return mux->tx[i];
-	return NULL;
-}
-
-/* An fd of @cookie this process holds to send on, or -1. */
-static int tx_fd_of(struct kcm_mux *mux, uint64_t cookie)
-{
-	struct kcm_transport *t;
-	int fd;
-
-	pthread_rwlock_rdlock(&mux->tx_lock);
-	t = kcm_tx_find(mux, cookie);
-	fd = t ? t->fd : -1;
-	pthread_rwlock_unlock(&mux->tx_lock);
-	return fd;
-}
-
 /* @fd: an fd of the socket to count its losses with, or -1 */
 static int unattach_cookie(struct kcm_mux *mux, uint64_t cookie, int fd)
 {
@@ -405,13 +328,13 @@ static int unattach_cookie(struct kcm_mux *mux, uint64_t cookie, int fd)
 		if (bpf_map_delete_elem(kcm_transport_map(mux, info.parser), &key))
 			err = -errno;
 		bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &key, &none, BPF_ANY);
-		kcm_stats_transport_end(mux, slot, cookie, fd >= 0 ? fd : tx_fd_of(mux, cookie));
+		kcm_stats_transport_end(mux, slot, cookie, fd >= 0 ? fd : kcm_tx_fd_of(mux, cookie));
 		if (!err)
 			err = kcm_config_bump(mux);
 	}
 	kcm_mux_unlock(mux);
 	if (slot >= 0)
-		tx_remove(mux, cookie);
+		kcm_tx_remove(mux, cookie);
 out:
 	if (err)
 		errno = -err;
@@ -436,68 +359,6 @@ int kcm_unattach(struct kcm_mux *mux, int tcpfd)
 	return unattach_cookie(mux, cookie, tcpfd);
 }
 
-/*
- * A pinned mux may gain transports in other processes: when the generation moved,
- * import the new ones (pidfd_getfd) and drop the ones that left.
- */
-int kcm_tx_refresh(struct kcm_mux *mux)
-{
-	return kcm_tx_refresh_force(mux, false);
-}
-
-/* @force: look at the maps even if the generation did not move. */
-int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
-{
-	struct kcm_transport_info info;
-	__u32 gen;
-	__u64 cookie;
-
-	if (!mux->name[0])
-		return 0;
-	gen = kcm_config_generation(mux);
-	if (gen == mux->tx_generation && !force)
-		return 0;
-	pthread_mutex_lock(&mux->lock);
-	/* drop what left */
-	pthread_rwlock_wrlock(&mux->tx_lock);
-	for (unsigned int i = 0; i < mux->ntx;) {
-		struct kcm_transport *t = mux->tx[i];
-
-		if (!bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &t->slot, &info) &&
-		    !transport_lookup(mux, &info, t->slot, &cookie) && cookie == t->cookie) {
-			i++;
-			continue;
-		}
-		tx_free(t);
-		mux->tx[i] = mux->tx[--mux->ntx];
-	}
-	pthread_rwlock_unlock(&mux->tx_lock);
-	/* import what came */
-	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
-		bool known = false;
-		int fd;
-
-		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
-		    !info.cookie || transport_lookup(mux, &info, slot, &cookie) ||
-		    info.cookie != cookie)
-			continue;
-		pthread_rwlock_rdlock(&mux->tx_lock);
-		for (unsigned int i = 0; i < mux->ntx; i++)
-			known |= mux->tx[i]->cookie == cookie;
-		pthread_rwlock_unlock(&mux->tx_lock);
-		if (known)
-			continue;
-		fd = kcm_pidfd_getfd(info.pid, info.fd);
-		if (fd < 0)
-			continue; /* owner gone or not ours to take: receive still works */
-		if (kcm_sock_cookie(fd) != cookie || tx_add(mux, fd, slot, cookie))
-			close(fd);
-	}
-	mux->tx_generation = gen;
-	pthread_mutex_unlock(&mux->lock);
-	return 0;
-}
-
 int kcm_mux_prune(struct kcm_mux *mux)
 {
 	struct kcm_transport_info info, none = { 0 };
@@ -515,7 +376,7 @@ int kcm_mux_prune(struct kcm_mux *mux)
 	}
 	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
 		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
-		    !info.cookie || !transport_lookup(mux, &info, slot, &cookie))
+		    !info.cookie || !kcm_transport_lookup(mux, &info, slot, &cookie))
 			continue;
 		slot_release(mux, slot); /* counts it as unattached, with what it lost */
 		bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &none, BPF_ANY);

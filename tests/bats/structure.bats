@@ -1,0 +1,39 @@
+#!/usr/bin/env bats
+# The shape of the source tree: libkcm's files call only lower layers (user/lib/LAYERS),
+# so no cycle can come back unnoticed; the check fails on a call that goes up and on a
+# file the table does not place.
+
+load helpers
+
+setup() {
+	TMP=$(mktemp -d)
+}
+
+teardown() {
+	rm -rf "$TMP"
+}
+
+@test "libkcm: every call between user/lib files goes to a lower layer" {
+	run "$TOP/scripts/check-layers.sh" "$BUILD/lib"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"all downwards"* ]]
+}
+
+@test "the layer check fails on a call upwards, naming the caller, the symbol and the callee" {
+	# mux.c (create/open/close) moved to the bottom: its calls now go up
+	sed -e 's/^base: */&mux /' -e '/^api:/s/ mux / /' "$TOP/user/lib/LAYERS" >"$TMP/layers"
+	run "$TOP/scripts/check-layers.sh" "$BUILD/lib" "$TMP/layers"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"mux (base) calls kcm_config_read in mux_core (core): not a lower layer"* ]]
+}
+
+@test "the layer check fails on a file the table does not place" {
+	grep -v '^top:' "$TOP/user/lib/LAYERS" >"$TMP/layers"
+	run "$TOP/scripts/check-layers.sh" "$BUILD/lib" "$TMP/layers"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"check.o is not in $TMP/layers: place it on a layer"* ]]
+	[[ "$output" == *"health.o is not in"* ]]
+}

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* The transmit table: the transports this process can write to, attached here or
+ * imported from the process that attached them. */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "internal.h"
+#include "pidfd.h"
+
+/* The cookie in @slot of the transport map of @info's parser; -ENOENT when empty. */
+int kcm_transport_lookup(struct kcm_mux *mux, const struct kcm_transport_info *info,
+			 __u32 slot, __u64 *cookie)
+{
+	int map = kcm_transport_map(mux, info->parser);
+
+	if (map < 0)
+		return map;
+	return bpf_map_lookup_elem(map, &slot, cookie) ? -errno : 0;
+}
+
+int kcm_tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie)
+{
+	struct kcm_transport *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->fd = fd;
+	t->slot = slot;
+	t->cookie = cookie;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_rwlock_wrlock(&mux->tx_lock);
+	mux->tx[mux->ntx++] = t;
+	pthread_rwlock_unlock(&mux->tx_lock);
+	return 0;
+}
+
+static void tx_free(struct kcm_transport *t)
+{
+	close(t->fd);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+void kcm_tx_remove(struct kcm_mux *mux, uint64_t cookie)
+{
+	pthread_rwlock_wrlock(&mux->tx_lock);
+	for (unsigned int i = 0; i < mux->ntx; i++) {
+		if (mux->tx[i]->cookie != cookie)
+			continue;
+		tx_free(mux->tx[i]);
+		mux->tx[i] = mux->tx[--mux->ntx];
+		break;
+	}
+	pthread_rwlock_unlock(&mux->tx_lock);
+}
+
+void kcm_tx_clear(struct kcm_mux *mux)
+{
+	pthread_rwlock_wrlock(&mux->tx_lock);
+	for (unsigned int i = 0; i < mux->ntx; i++)
+		tx_free(mux->tx[i]);
+	mux->ntx = 0;
+	pthread_rwlock_unlock(&mux->tx_lock);
+}
+
+struct kcm_transport *kcm_tx_find(struct kcm_mux *mux, uint64_t cookie)
+{
+	for (unsigned int i = 0; i < mux->ntx; i++)
+		if (mux->tx[i]->cookie == cookie)
+			return mux->tx[i];
+	return NULL;
+}
+
+/* An fd of @cookie this process holds to send on, or -1. */
+int kcm_tx_fd_of(struct kcm_mux *mux, uint64_t cookie)
+{
+	struct kcm_transport *t;
+	int fd;
+
+	pthread_rwlock_rdlock(&mux->tx_lock);
+	t = kcm_tx_find(mux, cookie);
+	fd = t ? t->fd : -1;
+	pthread_rwlock_unlock(&mux->tx_lock);
+	return fd;
+}
+
+/*
+ * A pinned mux may gain transports in other processes: when the generation moved,
+ * import the new ones (pidfd_getfd) and drop the ones that left.
+ */
+int kcm_tx_refresh(struct kcm_mux *mux)
+{
+	return kcm_tx_refresh_force(mux, false);
+}
+
+/* @force: look at the maps even if the generation did not move. */
+int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
+{
+	struct kcm_transport_info info;
+	__u32 gen;
+	__u64 cookie;
+
+	if (!mux->name[0])
+		return 0;
+	gen = kcm_config_generation(mux);
+	if (gen == mux->tx_generation && !force)
+		return 0;
+	pthread_mutex_lock(&mux->lock);
+	/* drop what left */
+	pthread_rwlock_wrlock(&mux->tx_lock);
+	for (unsigned int i = 0; i < mux->ntx;) {
+		struct kcm_transport *t = mux->tx[i];
+
+		if (!bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &t->slot, &info) &&
+		    !kcm_transport_lookup(mux, &info, t->slot, &cookie) && cookie == t->cookie) {
+			i++;
+			continue;
+		}
+		tx_free(t);
+		mux->tx[i] = mux->tx[--mux->ntx];
+	}
+	pthread_rwlock_unlock(&mux->tx_lock);
+	/* import what came */
+	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
+		bool known = false;
+		int fd;
+
+		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		    !info.cookie || kcm_transport_lookup(mux, &info, slot, &cookie) ||
+		    info.cookie != cookie)
+			continue;
+		pthread_rwlock_rdlock(&mux->tx_lock);
+		for (unsigned int i = 0; i < mux->ntx; i++)
+			known |= mux->tx[i]->cookie == cookie;
+		pthread_rwlock_unlock(&mux->tx_lock);
+		if (known)
+			continue;
+		fd = kcm_pidfd_getfd(info.pid, info.fd);
+		if (fd < 0)
+			continue; /* owner gone or not ours to take: receive still works */
+		if (kcm_sock_cookie(fd) != cookie || kcm_tx_add(mux, fd, slot, cookie))
+			close(fd);
+	}
+	mux->tx_generation = gen;
+	pthread_mutex_unlock(&mux->lock);
+	return 0;
+}

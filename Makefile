@@ -142,9 +142,14 @@ $(BENCH): $(BENCH_SRCS) tests/bench/bench.h $(OUTPUT)/libkcm.a user/include/kcm.
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $(BENCH_SRCS) $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) \
 		-lpthread
 
-$(OUTPUT)/tests/unit_%: tests/unit/%.c $(OUTPUT)/libkcm.a | $(OUTPUT)/tests
+$(OUTPUT)/tests/unit_%: tests/unit/%.c tests/unit/harness.h $(OUTPUT)/libkcm.a | $(OUTPUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -o $@ $< $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) -lpthread
+	$(Q)$(CC) $(ALL_CFLAGS) -Iuser/loader -o $@ $< $(UNIT_OBJS) $(OUTPUT)/libkcm.a \
+		$(LIBBPF_LIBS) -lpthread
+
+# unit tests of the loader's pure parts link the objects they test
+$(OUTPUT)/tests/unit_pool_state: UNIT_OBJS := $(OUTPUT)/loader/pool_state.o
+$(OUTPUT)/tests/unit_pool_state: $(OUTPUT)/loader/pool_state.o
 
 deps:
 	$(Q)scripts/install-deps.sh

@@ -11,41 +11,7 @@
 #include <string.h>
 
 #include "kcm.h"
-
-static int n_pass, n_fail;
-static bool cur_failed;
-static const char *cur_name;
-
-#define CHECK_EQ(got, exp, fmt, ...)                                                    \
-	do {                                                                            \
-		long long __g = (long long)(got), __e = (long long)(exp);               \
-		if (__g != __e) {                                                       \
-			printf("  %s: " fmt ": expected %lld, got %lld\n", cur_name,    \
-			       ##__VA_ARGS__, __e, __g);                                \
-			cur_failed = true;                                              \
-		}                                                                       \
-	} while (0)
-
-#define CHECK_STR(got, exp, fmt, ...)                                                   \
-	do {                                                                            \
-		if (strcmp((got), (exp))) {                                             \
-			printf("  %s: " fmt ": expected \"%s\", got \"%s\"\n", cur_name, \
-			       ##__VA_ARGS__, (exp), (got));                            \
-			cur_failed = true;                                              \
-		}                                                                       \
-	} while (0)
-
-static void run(const char *name, void (*fn)(void))
-{
-	cur_name = name;
-	cur_failed = false;
-	fn();
-	printf("%s %s\n", cur_failed ? "FAIL" : "PASS", name);
-	if (cur_failed)
-		n_fail++;
-	else
-		n_pass++;
-}
+#include "harness.h"
 
 /* Store @v in @size bytes at @buf in the given byte order. */
 static void put_field(uint8_t *buf, unsigned int size, bool be, uint64_t v)
@@ -505,6 +471,5 @@ int main(void)
 	run("format", test_format);
 	run("parse_format_roundtrip", test_roundtrip);
 	run("parse_then_measure", test_parse_then_measure);
-	printf("unit_framing: %d passed, %d failed\n", n_pass, n_fail);
-	return n_fail ? 1 : 0;
+	return unit_done("unit_framing");
 }

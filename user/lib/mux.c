@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* A multiplexor: load the data plane, wire its programs to its maps, pin or open it. */
-#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -418,46 +417,4 @@ void kcm_mux_destroy(struct kcm_mux *mux)
 	kcm_mux_close(mux);
 	if (name[0])
 		kcm_mux_unpin(name);
-}
-
-int kcm_mux_unpin(const char *name)
-{
-	char dir[256], path[512];
-	struct dirent *de;
-	int err, lock;
-	DIR *d;
-
-	err = kcm_name_check(name);
-	if (err)
-		goto out;
-	lock = kcm_pins_lock();
-	if (lock < 0) {
-		err = lock;
-		goto out;
-	}
-	err = kcm_pin_path(dir, sizeof(dir), name, NULL);
-	d = err ? NULL : opendir(dir);
-	if (!d) {
-		err = err ? err : -errno;
-		kcm_pins_unlock(lock);
-		goto out;
-	}
-	/* Everything in the folder, not only what this version pins: clean after old runs. */
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (unlink(path) && !err)
-			err = -errno;
-	}
-	closedir(d);
-	if (!err && rmdir(dir))
-		err = -errno;
-	if (!err)
-		kcm_pins_remove_root();
-	kcm_pins_unlock(lock);
-out:
-	if (err)
-		errno = -err;
-	return err ? -1 : 0;
 }

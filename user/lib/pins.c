@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* bpffs: mounting it, the kcm folder, its lock, and pin paths. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <mntent.h>
@@ -147,4 +148,47 @@ int kcm_pin_path(char *buf, size_t len, const char *name, const char *file)
 	else
 		n = snprintf(buf, len, "%s/%s", KCM_PIN_ROOT, name);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Everything in the mux's folder, then the folder (and the kcm folder when empty). */
+int kcm_mux_unpin(const char *name)
+{
+	char dir[256], path[512];
+	struct dirent *de;
+	int err, lock;
+	DIR *d;
+
+	err = kcm_name_check(name);
+	if (err)
+		goto out;
+	lock = kcm_pins_lock();
+	if (lock < 0) {
+		err = lock;
+		goto out;
+	}
+	err = kcm_pin_path(dir, sizeof(dir), name, NULL);
+	d = err ? NULL : opendir(dir);
+	if (!d) {
+		err = err ? err : -errno;
+		kcm_pins_unlock(lock);
+		goto out;
+	}
+	/* Everything in the folder, not only what this version pins: clean after old runs. */
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (unlink(path) && !err)
+			err = -errno;
+	}
+	closedir(d);
+	if (!err && rmdir(dir))
+		err = -errno;
+	if (!err)
+		kcm_pins_remove_root();
+	kcm_pins_unlock(lock);
+out:
+	if (err)
+		errno = -err;
+	return err ? -1 : 0;
 }

@@ -37,3 +37,10 @@ teardown() {
 	[[ "$output" == *"check.o is not in $TMP/layers: place it on a layer"* ]]
 	[[ "$output" == *"health.o is not in"* ]]
 }
+
+@test "every source file under user/ is under 450 lines" {
+	# small files named for what they hold (issue 13): a file past this holds two things
+	big=$(find "$TOP/user" -name '*.[ch]' -exec wc -l {} + | awk '$2 != "total" && $1 >= 450')
+	echo "$big"
+	[ -z "$big" ]
+}

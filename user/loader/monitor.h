@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* kcm-loader monitor, split in two: loading, attaching and arming the health programs
- * (monitor_progs.c), and options, events and the run loop (cmd_monitor.c). */
+/* kcm-loader monitor: loading, attaching and arming the health programs
+ * (monitor_progs.c, with monitor_hz.c), printing records (monitor_print.c), and options
+ * and the run loop (cmd_monitor.c). */
 #ifndef KCM_LOADER_MONITOR_H
 #define KCM_LOADER_MONITOR_H
 
@@ -43,6 +44,16 @@ struct monitor {
 	uint64_t brakes_seen;			/* kcm_flow.brakes at the last look */
 	uint32_t brake_peak;			/* most transports braked in this episode */
 };
+
+/* monitor_print.c */
+struct kcm_event;
+void monitor_print_event(struct monitor *m, struct kcm_event *e);
+/* "brake" when the mux starts closing windows, "release" when every window is open. */
+void monitor_print_brake(struct monitor *m, const char *what, const struct kcm_flow *f,
+			 __u64 now, uint64_t brakes);
+
+/* monitor_hz.c: HZ from how fast /proc/timer_list's jiffies advance (cached), 0 unknown */
+unsigned int monitor_estimate_hz(void);
 
 /* monitor_progs.c */
 #define ARM_UNSUPPORTED "this kernel's bpf_setsockopt() cannot set TCP_BPF_SOCK_OPS_CB_FLAGS " \

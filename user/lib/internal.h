@@ -3,6 +3,7 @@
 #ifndef KCM_INTERNAL_H
 #define KCM_INTERNAL_H
 
+#include <errno.h>
 #include <linux/bpf.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -49,6 +50,8 @@ struct kcm_mux {
 	kcm_split_fn split;		/* parser programs that batch; NULL otherwise */
 	int split_prog;			/* splitter "prog": the parser as a tc program, or -1 */
 	char name[KCM_NAME_MAX];	/* pin name, "" when private */
+	bool inspect;			/* kcm_mux_open_opts(.inspect): read only */
+	char missing[32];		/* inspect: the first pin that was not there */
 	int lock_fd;			/* bpffs folder for flock(), -1 when private */
 	pthread_mutex_t lock;		/* members, transport table */
 
@@ -128,6 +131,13 @@ void kcm_flowctl_stop(struct kcm_mux *mux);
 int kcm_flowctl_attach(struct kcm_mux *mux, uint32_t slot, int fd);
 void kcm_flowctl_detach(struct kcm_mux *mux, uint32_t slot);
 
+/* 0, or an error for a handle opened for inspection only (kcm_mux_open_opts). */
+static inline int kcm_writable(struct kcm_mux *mux)
+{
+	return mux->inspect ? kcm_fail(-EROFS, "mux '%s' was opened for inspection only",
+				       mux->name) : 0;
+}
+
 static inline uint64_t kcm_now_ns(void)
 {
 	struct timespec ts;
@@ -198,6 +208,15 @@ void kcm_stats_tx_error(struct kcm_mux *mux);
 void kcm_stats_requeued(struct kcm_mux *mux, uint32_t mslot, unsigned int msgs);
 uint64_t kcm_stats_lost(struct kcm_mux *mux, uint32_t slot, uint64_t cookie, int fd,
 			uint64_t *bytes);
+
+/* slots.c: what transport or group slot @slot holds: a kcm_slot_state, -ENOENT when
+ * empty. @info is its record (zeroed when none), @cookie the socket there (or the
+ * record's cookie when the map slot is empty). The hold queue is KCM_SLOT_RECEIVING
+ * with info->hold set. */
+int kcm_transport_slot(struct kcm_mux *mux, __u32 slot, struct kcm_transport_info *info,
+		       __u64 *cookie);
+int kcm_member_slot(struct kcm_mux *mux, __u32 slot, struct kcm_member_info *info,
+		    __u64 *cookie);
 
 /* tx_table.c: the transports this process can write to */
 /* The cookie in @slot of the transport map of @info's parser; -ENOENT when empty. */

@@ -85,6 +85,9 @@ int kcm_member_add(struct kcm_mux *mux, bool hold, struct kcm_sock **out)
 	__u32 slot;
 	int err, fd;
 
+	err = kcm_writable(mux);
+	if (err)
+		return err;
 	fd = member_socket(&mux->cfg);
 	if (fd < 0)
 		return fd;

@@ -300,12 +300,21 @@ fail:
 	return NULL;
 }
 
-struct kcm_mux *kcm_mux_open(const char *name)
+/* Options of kcm_mux_open_opts() from a program built against an older kcm.h. */
+#define OPEN_OPTS_V1_SIZE (offsetof(struct kcm_mux_open_opts, inspect) + sizeof(bool))
+
+struct kcm_mux *kcm_mux_open_opts(const char *name, const struct kcm_mux_open_opts *opts)
 {
+	bool inspect = opts && opts->sz >= OPEN_OPTS_V1_SIZE && opts->inspect;
 	struct kcm_mux *mux;
 	char path[256];
-	int err = kcm_name_check(name);
+	int err;
 
+	if (opts && opts->sz < OPEN_OPTS_V1_SIZE) {
+		errno = EINVAL;
+		return NULL;
+	}
+	err = kcm_name_check(name);
 	if (err)
 		goto fail;
 	mux = mux_alloc();
@@ -314,6 +323,10 @@ struct kcm_mux *kcm_mux_open(const char *name)
 		goto fail;
 	}
 	snprintf(mux->name, sizeof(mux->name), "%s", name);
+	mux->inspect = inspect;
+	/* inspecting: the folder must be there, any pin in it may be missing */
+	if (inspect && !kcm_pin_path(path, sizeof(path), name, NULL) && access(path, F_OK))
+		err = kcm_fail(-errno, "no mux named '%s' (no %s)", name, path);
 	for (int i = 0; !err && i < KCM_PIN_COUNT; i++) {
 		const char *file = kcm_pin_file(i);
 		int fd;
@@ -322,6 +335,11 @@ struct kcm_mux *kcm_mux_open(const char *name)
 		if (err)
 			break;
 		fd = bpf_obj_get(path);
+		if (fd < 0 && inspect) {
+			if (!mux->missing[0])
+				snprintf(mux->missing, sizeof(mux->missing), "%s", file);
+			continue;
+		}
 		if (fd < 0) {
 			err = errno == ENOENT && i == 0 ?
 				kcm_fail(-errno, "no mux named '%s' (no %s)", name, path) :
@@ -330,8 +348,18 @@ struct kcm_mux *kcm_mux_open(const char *name)
 		}
 		*pin_fd(mux, i) = fd;
 	}
-	if (!err)
-		err = kcm_config_read(mux);
+	if (err) {
+		mux->name[0] = '\0';
+		kcm_mux_close(mux);
+		goto fail;
+	}
+	if (inspect) {
+		if (mux->map_fd[KCM_MAP_CONFIG] < 0 || kcm_config_read(mux))
+			memset(&mux->cfg, 0, sizeof(mux->cfg));
+		framing_from_cfg(mux);
+		return mux; /* read only: no mmaps, no splitting program */
+	}
+	err = kcm_config_read(mux);
 	if (!err && mux->cfg.version != KCM_CONFIG_VERSION)
 		err = kcm_fail(-EPROTO, "mux '%s' was made by another kcm-bpf version (%u, want %u)",
 			       name, mux->cfg.version, KCM_CONFIG_VERSION);
@@ -359,6 +387,11 @@ fail:
 	return NULL;
 }
 
+struct kcm_mux *kcm_mux_open(const char *name)
+{
+	return kcm_mux_open_opts(name, NULL);
+}
+
 static void close_member(struct kcm_sock *ks)
 {
 	struct kcm_mux *mux = ks->mux;
@@ -377,7 +410,7 @@ void kcm_mux_close(struct kcm_mux *mux)
 		return;
 	kcm_flowctl_stop(mux);
 	kcm_registry_drop_mux(mux, close_member);
-	if (mux->map_fd[KCM_MAP_STEER] >= 0 && !kcm_mux_lock(mux)) {
+	if (!mux->inspect && mux->map_fd[KCM_MAP_STEER] >= 0 && !kcm_mux_lock(mux)) {
 		kcm_steer_sync(mux);
 		kcm_mux_unlock(mux);
 	}

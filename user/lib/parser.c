@@ -263,6 +263,9 @@ int kcm_parser_open(struct kcm_mux *mux, const char *path)
 		errno = EINVAL;
 		return -1;
 	}
+	err = kcm_writable(mux);
+	if (err)
+		goto fail;
 	if (!strcmp(mux->cfg.splitter, KCM_SPLIT_PROG)) {
 		err = kcm_fail(-EOPNOTSUPP, "mux readers split messages by running its own parser "
 			       "program%s, so transports cannot have parsers of their own (that "

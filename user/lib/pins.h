@@ -58,8 +58,7 @@ int kcm_shared_maps_reuse(struct bpf_object *obj, const char *prefix, const int 
 /* Transport map of parser @id > 0: "transports_<id>" */
 #define KCM_PARSER_MAP_FMT "transports_%u" /* bpffs refuses dots in names */
 
-/* 0 when @name is a valid mux name: [A-Za-z0-9_-], 1..63 chars (bpffs refuses dots). */
-int kcm_name_check(const char *name);
+/* kcm_name_check() is public (kcm.h): [A-Za-z0-9_-], 1..63 chars (bpffs refuses dots). */
 /* Mount bpffs on KCM_BPFFS when it is not there; create KCM_PIN_ROOT (0700). */
 int kcm_bpffs_prepare(void);
 /* The mount point of cgroup v2 (monitor's programs attach there), from /proc/mounts:

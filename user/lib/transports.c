@@ -74,13 +74,10 @@ static int slot_of_cookie(struct kcm_mux *mux, uint64_t cookie)
 	struct kcm_transport_info info;
 	__u64 cur;
 
-	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
-		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
-		    info.cookie != cookie)
-			continue;
-		if (!kcm_transport_lookup(mux, &info, slot, &cur) && cur == cookie)
+	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++)
+		if (kcm_transport_slot(mux, slot, &info, &cur) == KCM_SLOT_ATTACHED &&
+		    cur == cookie)
 			return slot;
-	}
 	return -ENOENT;
 }
 
@@ -91,8 +88,9 @@ static int free_slot(struct kcm_mux *mux)
 	__u64 cur;
 
 	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
-		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
-		    !info.cookie || kcm_transport_lookup(mux, &info, slot, &cur))
+		int state = kcm_transport_slot(mux, slot, &info, &cur);
+
+		if (state == -ENOENT || (state == KCM_SLOT_STALE && cur == info.cookie))
 			return slot;
 	}
 	return -ENOSPC;
@@ -194,6 +192,9 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 
 	if (!mux || parser < 0 || parser >= KCM_MAX_PARSERS)
 		return -EINVAL;
+	err = kcm_writable(mux);
+	if (err)
+		return err;
 	if (parser && !mux->cfg.parsers)
 		return kcm_fail(-EOPNOTSUPP, "this mux finds messages with a length prefix and has "
 				"no parser %d", parser);
@@ -313,7 +314,9 @@ static int unattach_cookie(struct kcm_mux *mux, uint64_t cookie, int fd)
 		errno = EINVAL;
 		return -1;
 	}
-	err = kcm_mux_lock(mux);
+	err = kcm_writable(mux);
+	if (!err)
+		err = kcm_mux_lock(mux);
 	if (err)
 		goto out;
 	slot = slot_of_cookie(mux, cookie);
@@ -369,14 +372,17 @@ int kcm_mux_prune(struct kcm_mux *mux)
 		errno = EINVAL;
 		return -1;
 	}
-	err = kcm_mux_lock(mux);
+	err = kcm_writable(mux);
+	if (!err)
+		err = kcm_mux_lock(mux);
 	if (err) {
 		errno = -err;
 		return -1;
 	}
 	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
-		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
-		    !info.cookie || !kcm_transport_lookup(mux, &info, slot, &cookie))
+		/* recorded, and its socket left the map (closed) */
+		if (kcm_transport_slot(mux, slot, &info, &cookie) != KCM_SLOT_STALE ||
+		    cookie != info.cookie)
 			continue;
 		slot_release(mux, slot); /* counts it as unattached, with what it lost */
 		bpf_map_update_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &none, BPF_ANY);

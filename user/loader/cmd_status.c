@@ -1,185 +1,108 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * kcm-loader status: what the kernel really has. Programs come from BPF_PROG_QUERY on
- * each map, members and transports from the sockmaps themselves, cross-checked with
- * the info maps; anything that disagrees is reported as stale.
+ * kcm-loader status: what the kernel really has, as libkcm's inspection API reads it
+ * (kcm.h): programs from BPF_PROG_QUERY on each map, KCM sockets and transports from the
+ * sockmaps themselves, cross-checked with the records; anything that disagrees is
+ * reported as stale. This file only prints.
  */
-#include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 
 #include "kcm.h"
-#include "kcm_shared.h"
+#include "format.h"
 #include "json.h"
 #include "loader.h"
-#include "pinned.h"
-#include "pins.h"
 
-static const char *attach_name(enum bpf_attach_type t)
+static int show_program(const struct kcm_program_status *p, void *ctx)
 {
-	return t == BPF_SK_SKB_STREAM_PARSER ? "stream_parser" :
-	       t == BPF_SK_SKB_STREAM_VERDICT ? "stream_verdict" : "msg_verdict";
-}
-
-static __u32 prog_id(int fd)
-{
-	struct bpf_prog_info info = { 0 };
-	__u32 len = sizeof(info);
-
-	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len))
-		return 0;
-	return info.id;
-}
-
-/* Programs attached to @map_fd as reported by the kernel; @want is the expected one. */
-static void show_attached(const char *map, int map_fd, enum bpf_attach_type type, __u32 want,
-			  int *problems)
-{
-	__u32 ids[4] = { 0 }, cnt = 4, flags = 0;
-	char pname[BPF_OBJ_NAME_LEN] = "-";
-	bool ok;
-
-	if (bpf_prog_query(map_fd, type, 0, &flags, ids, &cnt))
-		cnt = 0;
-	if (cnt) {
-		struct bpf_prog_info info = { 0 };
-		__u32 len = sizeof(info);
-		int fd = bpf_prog_get_fd_by_id(ids[0]);
-
-		if (fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len))
-			snprintf(pname, sizeof(pname), "%s", info.name);
-		if (fd >= 0)
-			close(fd);
-	}
-	ok = cnt == 1 && ids[0] == want;
-	if (!ok)
-		(*problems)++;
+	(void)ctx;
 	if (env.json) {
 		json_start_object(NULL);
-		json_string("map", map);
-		json_string("attach_type", attach_name(type));
-		json_uint("prog_id", cnt ? ids[0] : 0);
-		json_string("prog_name", pname);
-		json_uint("pinned_prog_id", want);
-		json_bool("ok", ok);
+		json_string("map", p->map);
+		json_string("attach_type", p->attach_type);
+		json_uint("prog_id", p->prog_id);
+		json_string("prog_name", p->prog_id ? p->prog_name : "-");
+		json_uint("pinned_prog_id", p->pinned_prog_id);
+		json_bool("ok", p->ok);
 		json_end_object();
 	} else {
-		printf("    %-10s %-14s prog %u %s%s\n", map, attach_name(type), cnt ? ids[0] : 0,
-		       pname, ok ? "" : cnt ? "  (NOT the pinned program)" : "  (NOTHING ATTACHED)");
+		printf("    %-10s %-14s prog %u %s%s\n", p->map, p->attach_type, p->prog_id,
+		       p->prog_id ? p->prog_name : "-",
+		       p->ok ? "" : p->prog_id ? "  (NOT the pinned program)" : "  (NOTHING ATTACHED)");
 	}
+	return 0;
 }
 
-static void show_transports(struct pinned *p, int *stale)
+static int show_parser(const struct kcm_parser_status *p, void *ctx)
 {
-	struct kcm_transport_info info;
+	(void)ctx;
+	if (env.json) {
+		json_start_object(NULL);
+		json_uint("id", p->id);
+		json_string("name", p->name);
+		json_uint("prog_id", p->prog_id);
+		json_string("object", p->path);
+		json_end_object();
+	} else {
+		printf("    %-3u %-16s prog %-6u %s\n", p->id, p->name, p->prog_id, p->path);
+	}
+	return 0;
+}
+
+static int show_transport(const struct kcm_transport_status *t, void *ctx)
+{
 	char local[64], remote[64];
-	__u64 cookie;
 
-	if (env.json)
-		json_start_array("transports");
-	else
-		printf("  transports:\n");
-	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
-		bool has_info = !bpf_map_lookup_elem(p->map[KCM_MAP_TRANSPORT_INFO], &slot, &info) &&
-				info.cookie;
-		int map = p->parser_map[has_info && info.parser < KCM_MAX_PARSERS ? info.parser : 0];
-		bool in_map = map >= 0 && !bpf_map_lookup_elem(map, &slot, &cookie);
-		const char *state;
-
-		if (!in_map && !has_info)
-			continue;
-		state = in_map && has_info && info.cookie == cookie ? "attached" :
-			in_map ? "attached-unrecorded" : "stale";
-		if (strcmp(state, "attached"))
-			(*stale)++;
-		if (!has_info)
-			memset(&info, 0, sizeof(info));
-		fmt_addr(local, sizeof(local), info.family, info.local_addr, info.local_port);
-		fmt_addr(remote, sizeof(remote), info.family, info.remote_addr, info.remote_port);
-		if (env.json) {
-			json_start_object(NULL);
-			json_uint("slot", slot);
-			json_uint("cookie", in_map ? cookie : info.cookie);
-			json_string("state", state);
-			json_string("local", local);
-			json_string("remote", remote);
-			json_uint("pid", info.pid);
-			json_int("fd", info.fd);
-			json_bool("owner_alive", pid_alive(info.pid));
-			json_uint("parser", info.parser);
-			json_end_object();
-		} else {
-			printf("    slot %-4u cookie %-8llu %s -> %s  pid %u fd %d  parser %u  %s\n",
-			       slot, (unsigned long long)(in_map ? cookie : info.cookie), local, remote,
-			       info.pid, info.fd, info.parser, state);
-		}
+	(void)ctx;
+	fmt_sockaddr(local, sizeof(local), &t->local);
+	fmt_sockaddr(remote, sizeof(remote), &t->remote);
+	if (env.json) {
+		json_start_object(NULL);
+		json_uint("slot", t->slot);
+		json_uint("cookie", t->cookie);
+		json_string("state", kcm_slot_state_name(t->state));
+		json_string("local", local);
+		json_string("remote", remote);
+		json_uint("pid", t->pid);
+		json_int("fd", t->fd);
+		json_bool("owner_alive", t->owner_alive);
+		json_uint("parser", t->parser);
+		json_end_object();
+	} else {
+		printf("    slot %-4u cookie %-8llu %s -> %s  pid %u fd %d  parser %u  %s\n",
+		       t->slot, (unsigned long long)t->cookie, local, remote, t->pid, t->fd,
+		       t->parser, kcm_slot_state_name(t->state));
 	}
-	if (env.json)
-		json_end_array();
+	return 0;
 }
 
-static void show_members(struct pinned *p, int ncpu, int *stale)
+static int show_member(const struct kcm_member_status *m, void *ctx)
 {
-	struct kcm_member_counters *mc = calloc(ncpu, sizeof(*mc));
-	struct kcm_member_info info;
-	__u64 cookie;
-
-	if (env.json)
-		json_start_array("members");
-	else
-		printf("  KCM sockets:\n");
-	for (__u32 slot = 0; mc && slot < KCM_MAX_MEMBERS; slot++) {
-		bool in_map = !bpf_map_lookup_elem(p->map[KCM_MAP_GROUP], &slot, &cookie);
-		bool has_info = !bpf_map_lookup_elem(p->map[KCM_MAP_MEMBER_INFO], &slot, &info) &&
-				info.cookie;
-		__u64 msgs = 0, bytes = 0;
-		const char *state;
-
-		if (!in_map && !has_info)
-			continue;
-		if (has_info && info.hold)
-			continue; /* the flow controller's hold queue: "flow" shows what it holds */
-		if (!bpf_map_lookup_elem(p->map[KCM_MAP_MEMBER_COUNTERS], &slot, mc))
-			for (int c = 0; c < ncpu; c++) {
-				msgs += mc[c].msgs;
-				bytes += mc[c].bytes;
-			}
-		state = !(in_map && has_info && info.cookie == cookie) ? "stale" :
-			info.enabled ? "receiving" : "recv-disabled";
-		if (!strcmp(state, "stale"))
-			(*stale)++;
-		if (env.json) {
-			json_start_object(NULL);
-			json_uint("slot", slot);
-			json_uint("cookie", in_map ? cookie : info.cookie);
-			json_string("state", state);
-			json_uint("pid", has_info ? info.pid : 0);
-			json_uint("rx_msgs", msgs);
-			json_uint("rx_bytes", bytes);
-			json_end_object();
-		} else {
-			printf("    slot %-3u cookie %-8llu pid %-7u %-13s %llu msgs %llu bytes\n", slot,
-			       (unsigned long long)(in_map ? cookie : info.cookie),
-			       has_info ? info.pid : 0, state, (unsigned long long)msgs,
-			       (unsigned long long)bytes);
-		}
+	(void)ctx;
+	if (env.json) {
+		json_start_object(NULL);
+		json_uint("slot", m->slot);
+		json_uint("cookie", m->cookie);
+		json_string("state", kcm_slot_state_name(m->state));
+		json_uint("pid", m->pid);
+		json_uint("rx_msgs", m->rx_msgs);
+		json_uint("rx_bytes", m->rx_bytes);
+		json_end_object();
+	} else {
+		printf("    slot %-3u cookie %-8llu pid %-7u %-13s %llu msgs %llu bytes\n", m->slot,
+		       (unsigned long long)m->cookie, m->pid, kcm_slot_state_name(m->state),
+		       (unsigned long long)m->rx_msgs, (unsigned long long)m->rx_bytes);
 	}
-	free(mc);
-	if (env.json)
-		json_end_array();
+	return 0;
 }
 
-static void show_counters(struct pinned *p, int ncpu)
+static void show_counters(struct kcm_mux *mux)
 {
-	struct kcm_counters t = pinned_counters(p, ncpu);
+	struct kcm_mux_counters t = { .sz = sizeof(t) };
 
+	kcm_mux_counters(mux, &t);
 	if (env.json) {
 		json_start_object("counters");
 		json_uint("rx_msgs", t.rx_msgs);
@@ -202,137 +125,100 @@ static void show_counters(struct pinned *p, int ncpu)
 	}
 }
 
-static void show_parsers(struct pinned *p)
+/* A list of the mux's @what ("programs"...), one line or object per entry. */
+#define SHOW_LIST(key, title, foreach, fn, mux)                                     \
+	do {                                                                        \
+		if (env.json)                                                       \
+			json_start_array(key);                                      \
+		else                                                                \
+			printf("  %s:\n", title);                                   \
+		foreach(mux, fn, NULL);                                             \
+		if (env.json)                                                       \
+			json_end_array();                                           \
+	} while (0)
+
+static void show_config(const char *name, const struct kcm_mux_state *st)
 {
-	if (env.json)
-		json_start_array("parsers");
-	else
-		printf("  parsers:\n");
-	for (int id = 0; id < KCM_MAX_PARSERS; id++) {
-		const struct kcm_parser_info *pi = &p->parser[id];
+	const char *policy = st->policy == KCM_POLICY_BYTES ? "bytes" : "messages";
 
-		if (!pi->prog_id)
-			continue;
-		if (env.json) {
-			json_start_object(NULL);
-			json_uint("id", id);
-			json_string("name", pi->name);
-			json_uint("prog_id", pi->prog_id);
-			json_string("object", pi->path);
-			json_end_object();
-		} else {
-			printf("    %-3d %-16s prog %-6u %s\n", id, pi->name, pi->prog_id, pi->path);
-		}
-	}
-	if (env.json)
-		json_end_array();
-}
-
-/* Returns 0 when the mux is healthy, 1 when something is stale or missing. */
-static int show_mux(const char *name, int ncpu)
-{
-	struct kcm_config cfg = { 0 };
-	struct kcm_framing f;
-	struct pinned p;
-	int problems = 0, stale = 0;
-	const char *state;
-	char spec[64] = "?";
-	__u32 key = 0;
-
-	pinned_open(name, &p);
-	if (p.map[KCM_MAP_CONFIG] >= 0 && !bpf_map_lookup_elem(p.map[KCM_MAP_CONFIG], &key, &cfg)) {
-		f = (struct kcm_framing){ cfg.len_offset, cfg.len_size, cfg.big_endian,
-					  cfg.len_adjust };
-		kcm_framing_format(&f, spec, sizeof(spec));
-		if (cfg.parsers)
-			snprintf(spec, sizeof(spec), "parsers");
-	}
-	state = p.missing ? "incomplete" :
-		cfg.owner_pid && !pid_alive(cfg.owner_pid) ? "orphaned" : "ok";
 	if (env.json) {
 		json_start_object(NULL);
 		json_string("name", name);
-		json_string("framing", spec);
-		if (cfg.splitter[0])
-			json_string("splitter", cfg.splitter);
+		json_string("framing", st->framing);
+		if (st->splitter[0])
+			json_string("splitter", st->splitter);
 		else
 			json_null("splitter");
-		json_uint("max_msg", cfg.max_msg);
-		json_uint("batch", cfg.batch);
-		json_string("policy", cfg.policy == KCM_STEER_BYTES ? "bytes" : "messages");
-		json_uint("owner_pid", cfg.owner_pid);
-		json_uint("generation", cfg.generation);
+		json_uint("max_msg", st->max_msg);
+		json_uint("batch", st->batch);
+		json_string("policy", policy);
+		json_uint("owner_pid", st->owner_pid);
+		json_uint("generation", st->generation);
 	} else {
-		printf("mux %s: framing %s%s%s, max %u, batch %u, policy %s, %s\n", name, spec,
-		       cfg.splitter[0] ? ", splitter " : "", cfg.splitter, cfg.max_msg, cfg.batch, cfg.policy == KCM_STEER_BYTES ? "bytes" : "messages",
-		       cfg.owner_pid ? "owned by a program" : "persistent");
+		printf("mux %s: framing %s%s%s, max %u, batch %u, policy %s, %s\n", name,
+		       st->framing, st->splitter[0] ? ", splitter " : "", st->splitter, st->max_msg,
+		       st->batch, policy, st->owner_pid ? "owned by a program" : "persistent");
 	}
-	if (p.missing) {
+}
+
+/* Returns 0 when the mux is healthy, 1 otherwise. */
+static int show_mux(const char *name, void *ctx)
+{
+	struct kcm_mux_open_opts oo = { .sz = sizeof(oo), .inspect = true };
+	struct kcm_mux_state st = { .sz = sizeof(st) };
+	struct kcm_mux *mux = kcm_mux_open_opts(name, &oo);
+	const char *state;
+
+	(void)ctx;
+	if (!mux || kcm_mux_state(mux, &st)) {
+		fail_lib("failed to read mux", errno);
+		kcm_mux_close(mux);
+		return 0; /* the others are still shown */
+	}
+	show_config(name, &st);
+	state = kcm_mux_health_name(st.health);
+	if (st.health == KCM_MUX_INCOMPLETE) {
 		if (env.json) {
 			json_string("state", state);
-			json_string("missing", p.first_missing);
+			json_string("missing", st.missing);
 			json_end_object();
 		} else {
 			printf("  state: incomplete (no %s): `kcm-loader clean` removes it\n",
-			       p.first_missing);
+			       st.missing);
 		}
-		pinned_close(&p);
-		return 1;
+		kcm_mux_close(mux);
+		return 0;
 	}
-	if (env.json)
-		json_start_array("programs");
-	else
-		printf("  programs (as the kernel reports them):\n");
-	show_attached("transports", p.map[KCM_MAP_TRANSPORTS], BPF_SK_SKB_STREAM_PARSER,
-		      cfg.parsers ? p.parser[0].prog_id : prog_id(p.prog[KCM_PROG_PARSER]),
-		      &problems);
-	show_attached("transports", p.map[KCM_MAP_TRANSPORTS], BPF_SK_SKB_STREAM_VERDICT,
-		      prog_id(p.prog[KCM_PROG_VERDICT]), &problems);
-	for (int id = 1; id < KCM_MAX_PARSERS; id++) {
-		char map[32];
-
-		if (!p.parser[id].prog_id)
-			continue;
-		snprintf(map, sizeof(map), KCM_PARSER_MAP_FMT, id);
-		if (p.parser_map[id] < 0) {
-			problems++;
-			continue;
-		}
-		show_attached(map, p.parser_map[id], BPF_SK_SKB_STREAM_PARSER, p.parser[id].prog_id,
-			      &problems);
-		show_attached(map, p.parser_map[id], BPF_SK_SKB_STREAM_VERDICT,
-			      prog_id(p.prog[KCM_PROG_VERDICT]), &problems);
-	}
-	show_attached("group", p.map[KCM_MAP_GROUP], BPF_SK_SKB_STREAM_VERDICT,
-		      prog_id(p.prog[KCM_PROG_REQUEUE]), &problems);
-	if (env.json)
-		json_end_array();
-	if (cfg.parsers)
-		show_parsers(&p);
-	show_transports(&p, &stale);
-	show_members(&p, ncpu, &stale);
-	show_counters(&p, ncpu);
+	SHOW_LIST("programs", "programs (as the kernel reports them)", kcm_program_foreach,
+		  show_program, mux);
+	if (!strcmp(st.framing, "parsers"))
+		SHOW_LIST("parsers", "parsers", kcm_parser_foreach, show_parser, mux);
+	SHOW_LIST("transports", "transports", kcm_transport_foreach, show_transport, mux);
+	SHOW_LIST("members", "KCM sockets", kcm_member_foreach, show_member, mux);
+	show_counters(mux);
 	show_flow(name);
-	if (problems)
-		state = "broken";
 	if (env.json) {
-		json_uint("stale_entries", stale);
+		json_uint("stale_entries", st.stale);
 		json_string("state", state);
 		json_end_object();
 	} else {
 		printf("  state: %s%s\n", state,
-		       !strcmp(state, "orphaned") ? " (its program exited): `kcm-loader clean`" :
-		       stale ? " (some entries are stale: their sockets closed)" : "");
+		       st.health == KCM_MUX_ORPHANED ? " (its program exited): `kcm-loader clean`" :
+		       st.stale ? " (some entries are stale: their sockets closed)" : "");
 	}
-	pinned_close(&p);
-	return strcmp(state, "ok") ? 1 : 0;
+	kcm_mux_close(mux);
+	return 0;
+}
+
+static int count_mux(const char *name, void *ctx)
+{
+	(*(int *)ctx)++;
+	return show_mux(name, NULL);
 }
 
 int cmd_status(int argc, char **argv)
 {
-	int ncpu = libbpf_num_possible_cpus(), n = 0, ret;
-	struct dirent *de;
-	DIR *d;
+	int n = 0, ret;
 
 	ret = json_help_options("status", argc, argv,
 		"Usage: kcm-loader status [NAME] [--json]\n\n"
@@ -343,42 +229,36 @@ int cmd_status(int argc, char **argv)
 		return ret;
 	if (argc - optind > 1)
 		return usage_error("status", "expected at most one NAME");
-	if (ncpu <= 0)
-		return fail("failed to count possible CPUs: %s", strerror(-ncpu));
 	if (optind < argc) {
-		char path[256];
-		int err = pinned_name_arg("status", argv[optind], path, sizeof(path));
+		struct kcm_mux_open_opts oo = { .sz = sizeof(oo), .inspect = true };
+		struct kcm_mux *mux;
 
-		if (err)
-			return err;
+		if (kcm_name_check(argv[optind]))
+			return usage_error("status", "invalid name '%s'", argv[optind]);
+		mux = kcm_mux_open_opts(argv[optind], &oo); /* no such mux: exit 1 */
+		if (!mux)
+			return fail_lib("failed to open mux", errno);
+		kcm_mux_close(mux);
 		if (env.json)
 			json_start_array(NULL);
-		show_mux(argv[optind], ncpu);
+		show_mux(argv[optind], NULL);
 		if (env.json) {
 			json_end_array();
 			json_done();
 		}
 		return EXIT_OK;
 	}
-	d = opendir(KCM_PIN_ROOT);
-	if (!d && errno != ENOENT)
-		return fail("failed to read %s: %s%s", KCM_PIN_ROOT, strerror(errno),
+	if (!access(kcm_pin_root(), F_OK) && access(kcm_pin_root(), R_OK | X_OK))
+		return fail("failed to read %s: %s%s", kcm_pin_root(), strerror(errno),
 			    errno == EACCES ? " (only root may read muxes)" : "");
 	if (env.json)
 		json_start_array(NULL);
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		show_mux(de->d_name, ncpu);
-		n++;
-	}
-	if (d)
-		closedir(d);
+	kcm_mux_list(count_mux, &n);
 	if (env.json) {
 		json_end_array();
 		json_done();
 	} else if (!n) {
-		printf("no muxes (nothing under %s)\n", KCM_PIN_ROOT);
+		printf("no muxes (nothing under %s)\n", kcm_pin_root());
 	}
 	return EXIT_OK;
 }

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* Open a pinned mux map by map (status, stats and monitor read it this way). */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,15 +66,6 @@ void pinned_close(struct pinned *p)
 	p->parser_map[0] = -1; /* map[KCM_MAP_TRANSPORTS], closed above */
 }
 
-void fmt_addr(char *buf, size_t len, int family, const __u8 *addr, __u16 port)
-{
-	char a[INET6_ADDRSTRLEN] = "?";
-
-	inet_ntop(family == AF_INET6 ? AF_INET6 : AF_INET, addr, a, sizeof(a));
-	snprintf(buf, len, family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
-}
-
-
 /* Sum of the data plane's per-CPU counters. */
 struct kcm_counters pinned_counters(struct pinned *p, int ncpu)
 {
@@ -121,13 +111,4 @@ int pinned_open_whole(const char *name, struct pinned *p)
 		return fail("no mux named '%s' (no %s)", name, path);
 	return fail("mux '%s' is incomplete (no %s): `kcm-loader clean` removes it", name,
 		    p->first_missing);
-}
-
-const char *tcp_state_name(__u32 state)
-{
-	static const char *const names[] = { "-", "ESTABLISHED", "SYN_SENT", "SYN_RECV",
-		"FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK",
-		"LISTEN", "CLOSING", "NEW_SYN_RECV" };
-
-	return state < sizeof(names) / sizeof(names[0]) ? names[state] : "?";
 }

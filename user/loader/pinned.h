@@ -8,6 +8,7 @@
 
 #include "kcm_shared.h"
 #include "pins.h"
+#include "format.h"
 
 struct pinned {
 	int map[KCM_MAP_COUNT];
@@ -28,9 +29,5 @@ struct kcm_counters pinned_counters(struct pinned *p, int ncpu);
 /* The NAME argument of @cmd: EXIT_OK with its folder in @path, else the exit code after
  * saying what is wrong (an invalid name, no such mux). */
 int pinned_name_arg(const char *cmd, const char *name, char *path, size_t len);
-/* "ESTABLISHED", "CLOSE_WAIT"... for a TCP_* state number ("-" for 0) */
-const char *tcp_state_name(__u32 state);
-/* "1.2.3.4:80" or "[::1]:80" */
-void fmt_addr(char *buf, size_t len, int family, const __u8 *addr, __u16 port);
 
 #endif /* KCM_PINNED_H */

@@ -124,3 +124,8 @@ api_group() {
 	require_one_per_redirect
 	api_group parser_ parser_api parser_recv
 }
+
+@test "inspection: state, transports, KCM sockets, programs, counters; stale, incomplete, read only" {
+	require_root
+	api_group inspect_ inspect_mux
+}

@@ -1523,6 +1523,181 @@ static void t_transport_options(void)
 	close(s);
 }
 
+/* ---- inspection (kcm_mux_state, kcm_*_foreach, kcm_mux_counters) ---- */
+
+struct seen {
+	unsigned int n, attached, stale, receiving, disabled, bad;
+	uint64_t cookie, rx_msgs;
+	int port;
+};
+
+static int see_transport(const struct kcm_transport_status *t, void *ctx)
+{
+	struct seen *v = ctx;
+	const struct sockaddr_in *r = (const struct sockaddr_in *)&t->remote;
+
+	v->n++;
+	v->attached += t->state == KCM_SLOT_ATTACHED;
+	v->stale += t->state == KCM_SLOT_STALE;
+	v->cookie = t->cookie;
+	v->port = t->remote.ss_family == AF_INET ? ntohs(r->sin_port) : -1;
+	if (t->pid != getpid() || !t->owner_alive || t->parser != 0)
+		v->bad++;
+	return 0;
+}
+
+static int see_member(const struct kcm_member_status *m, void *ctx)
+{
+	struct seen *v = ctx;
+
+	v->n++;
+	v->receiving += m->state == KCM_SLOT_RECEIVING;
+	v->disabled += m->state == KCM_SLOT_RECV_DISABLED;
+	v->rx_msgs += m->rx_msgs;
+	if (m->pid != getpid())
+		v->bad++;
+	return 0;
+}
+
+static int see_program(const struct kcm_program_status *p, void *ctx)
+{
+	struct seen *v = ctx;
+
+	v->n++;
+	v->bad += !p->ok || !p->prog_id || p->prog_id != p->pinned_prog_id;
+	return 0;
+}
+
+static int stop_at_first(const struct kcm_program_status *p, void *ctx)
+{
+	(void)p;
+	(*(int *)ctx)++;
+	return 7;
+}
+
+static uint64_t cookie_of(int fd)
+{
+	uint64_t v = 0;
+	socklen_t len = sizeof(v);
+
+	getsockopt(fd, SOL_SOCKET, 57 /* SO_COOKIE */, &v, &len);
+	return v;
+}
+
+static int find_name(const char *name, void *ctx)
+{
+	return !strcmp(name, (const char *)ctx);
+}
+
+static void t_inspect(void)
+{
+	struct kcm_mux_open_opts io = { .sz = sizeof(io), .inspect = true };
+	struct kcm_mux_state st = { .sz = sizeof(st) };
+	struct kcm_mux_counters ct = { .sz = sizeof(ct) };
+	struct sockaddr_in peer;
+	socklen_t plen = sizeof(peer);
+	struct kcm_mux *m, *o = NULL;
+	struct seen v;
+	char path[600];
+	int k, c = -1, s = -1, calls = 0;
+
+	snprintf(pin_name, sizeof(pin_name), "apitest-%d", getpid());
+	m = mux_new(NULL, 4096, pin_name);
+	if (!m)
+		return;
+	k = kcm_socket(m);
+	tcp_pair(&c, &s);
+	CHECK_OK(kcm_attach(m, s), "attach");
+	peer_send(c, 1, 0, 5, 100);
+	for (int i = 0; i < 5; i++)
+		expect_msg(k, 1, i, 100, "delivered before inspecting");
+	CHECK_OK(kcm_recv_disable(k, true, NULL), "recv_disable");
+
+	/* another handle, read only, sees all of it */
+	o = kcm_mux_open_opts(pin_name, &io);
+	if (!o) {
+		FAILF("kcm_mux_open_opts(%s, inspect): %s", pin_name, strerror(errno));
+		goto out;
+	}
+	CHECK_OK(kcm_mux_state(o, &st), "kcm_mux_state");
+	CHECK_EQ(st.health, KCM_MUX_OK, "health (%s)", kcm_mux_health_name(st.health));
+	CHECK_EQ(strcmp(st.framing, "u32be+4@0"), 0, "framing '%s'", st.framing);
+	CHECK_EQ(st.max_msg, 4096, "max_msg");
+	CHECK_EQ(st.stale, 0, "stale entries");
+	CHECK_EQ(st.bad_programs, 0, "programs not as pinned");
+	memset(&v, 0, sizeof(v));
+	CHECK_OK(kcm_transport_foreach(o, see_transport, &v), "kcm_transport_foreach");
+	getsockname(c, (struct sockaddr *)&peer, &plen);
+	CHECK_EQ(v.n, 1, "transports");
+	CHECK_EQ(v.attached, 1, "attached transports");
+	CHECK_EQ(v.cookie, cookie_of(s), "the transport's cookie");
+	CHECK_EQ(v.port, ntohs(peer.sin_port), "the transport's remote port");
+	CHECK_EQ(v.bad, 0, "transports with a wrong owner, pid or parser");
+	memset(&v, 0, sizeof(v));
+	CHECK_OK(kcm_member_foreach(o, see_member, &v), "kcm_member_foreach");
+	CHECK_EQ(v.n, 1, "KCM sockets (the hold queue is not one)");
+	CHECK_EQ(v.disabled, 1, "recv-disabled KCM sockets");
+	CHECK_EQ(v.rx_msgs, 5, "messages delivered to it");
+	memset(&v, 0, sizeof(v));
+	CHECK_OK(kcm_program_foreach(o, see_program, &v), "kcm_program_foreach");
+	CHECK_EQ(v.n, 3, "program places (parser, verdict, requeue)");
+	CHECK_EQ(v.bad, 0, "programs not as pinned");
+	CHECK_EQ(kcm_program_foreach(o, stop_at_first, &calls), 7, "foreach returns fn's value");
+	CHECK_EQ(calls, 1, "foreach stops at fn's first non-zero return");
+	CHECK_OK(kcm_mux_counters(o, &ct), "kcm_mux_counters");
+	CHECK_EQ(ct.rx_msgs, 5, "rx_msgs");
+	CHECK_EQ(ct.rx_bytes, 5 * 104, "rx_bytes");
+	CHECK_EQ(kcm_mux_list(find_name, pin_name), 1, "kcm_mux_list finds the mux");
+	/* read only */
+	CHECK_ERR(kcm_socket(o), EROFS, "kcm_socket on an inspect handle");
+	CHECK_ERR(kcm_mux_prune(o), EROFS, "kcm_mux_prune on an inspect handle");
+	CHECK_EQ(strcmp(kcm_slot_state_name(KCM_SLOT_RECV_DISABLED), "recv-disabled"), 0,
+		 "slot state name");
+
+	/* the transport closes without an unattach (the mux's handle, and with it the
+	 * library's copies, closed first): its record is stale */
+	kcm_mux_close(m);
+	m = NULL;
+	close(s);
+	s = -1;
+	for (int i = 0; i < 100; i++) {
+		if (!kcm_mux_state(o, &st) && st.stale)
+			break;
+		usleep(10 * 1000);
+	}
+	CHECK_OK(kcm_mux_state(o, &st), "kcm_mux_state after close");
+	CHECK_EQ(st.stale, 1, "stale entries after the transport closed");
+	memset(&v, 0, sizeof(v));
+	kcm_transport_foreach(o, see_transport, &v);
+	CHECK_EQ(v.stale, 1, "stale transports (of %u, %u attached)", v.n, v.attached);
+	kcm_mux_close(o);
+
+	/* a pin missing: incomplete, named; a plain open refuses it */
+	snprintf(path, sizeof(path), "%s/%s/steer", kcm_pin_root(), pin_name);
+	CHECK_OK(unlink(path), "remove %s", path);
+	o = kcm_mux_open_opts(pin_name, &io);
+	if (!o) {
+		FAILF("inspect an incomplete mux: %s", strerror(errno));
+		goto out;
+	}
+	CHECK_OK(kcm_mux_state(o, &st), "kcm_mux_state of an incomplete mux");
+	CHECK_EQ(st.health, KCM_MUX_INCOMPLETE, "health (%s)", kcm_mux_health_name(st.health));
+	CHECK_EQ(strcmp(st.missing, "steer"), 0, "missing '%s'", st.missing);
+	kcm_mux_close(o);
+	o = NULL;
+	CHECK_EQ(kcm_mux_open(pin_name) == NULL, true, "kcm_mux_open of an incomplete mux fails");
+	CHECK_ERR(kcm_mux_open_opts("no-such-mux-here", &io) ? 0 : -1, ENOENT,
+		  "inspect a mux that does not exist");
+out:
+	kcm_mux_close(o);
+	if (c >= 0)
+		close(c);
+	if (s >= 0)
+		close(s);
+	kcm_mux_destroy(m);
+	kcm_mux_unpin(pin_name);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1561,6 +1736,7 @@ static const struct {
 	{ "transport_options", t_transport_options },
 	{ "parser_api", t_parser_api },
 	{ "parser_recv", t_parser_recv },
+	{ "inspect_mux", t_inspect },
 };
 
 int main(int argc, char **argv)

@@ -265,8 +265,8 @@ struct kcm_mux *kcm_mux_open_opts(const char *name, const struct kcm_mux_open_op
 
 enum kcm_mux_health {
 	KCM_MUX_OK,
-	KCM_MUX_INCOMPLETE,	/* a pin is missing (a create that crashed): kcm_clean() */
-	KCM_MUX_ORPHANED,	/* the program that owned it exited: kcm_clean() */
+	KCM_MUX_INCOMPLETE,	/* a pin is missing (a create that crashed) */
+	KCM_MUX_ORPHANED,	/* the program that owned it exited */
 	KCM_MUX_BROKEN,		/* a map does not have the programs it was pinned with */
 };
 /* "ok", "incomplete", "orphaned", "broken" */

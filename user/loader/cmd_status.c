@@ -248,7 +248,8 @@ int cmd_status(int argc, char **argv)
 		}
 		return EXIT_OK;
 	}
-	if (!access(kcm_pin_root(), F_OK) && access(kcm_pin_root(), R_OK | X_OK))
+	/* not there: no muxes; there and unreadable: say so rather than "no muxes" */
+	if (access(kcm_pin_root(), R_OK | X_OK) && errno != ENOENT)
 		return fail("failed to read %s: %s%s", kcm_pin_root(), strerror(errno),
 			    errno == EACCES ? " (only root may read muxes)" : "");
 	if (env.json)

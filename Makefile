@@ -39,6 +39,7 @@ VERSION := 0.1.0
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
+PUBLIC_HEADERS := user/include/kcm.h user/include/kcm_inspect.h
 LIB_SRCS := $(wildcard user/lib/*.c)
 LIB_OBJS := $(patsubst user/lib/%.c,$(OUTPUT)/lib/%.o,$(LIB_SRCS))
 LOADER_SRCS := $(wildcard user/loader/*.c)
@@ -103,7 +104,7 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst .,_,$*)_bpf > $@
 
-$(OUTPUT)/lib/%.o: user/lib/%.c $(wildcard user/lib/*.h) user/include/kcm.h bpf/kcm_shared.h \
+$(OUTPUT)/lib/%.o: user/lib/%.c $(wildcard user/lib/*.h) $(PUBLIC_HEADERS) bpf/kcm_shared.h \
 		$(OUTPUT)/kcm.skel.h | $(OUTPUT)/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
@@ -117,7 +118,7 @@ $(OUTPUT)/libkcm.so: $(LIB_OBJS) user/lib/libkcm.map
 	$(Q)$(CC) -shared -Wl,-soname,libkcm.so.$(SOVERSION) -Wl,--version-script=user/lib/libkcm.map \
 		-o $@ $(LIB_OBJS) $(LIBBPF_LIBS) -lpthread
 
-$(OUTPUT)/loader/%.o: user/loader/%.c $(wildcard user/loader/*.h) user/include/kcm.h \
+$(OUTPUT)/loader/%.o: user/loader/%.c $(wildcard user/loader/*.h) $(PUBLIC_HEADERS) \
 		$(wildcard bpf/*.h) $(SKELS) | $(OUTPUT)/loader
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Iuser/loader -DKCM_VERSION='"$(VERSION)"' -c $< -o $@
@@ -126,7 +127,7 @@ $(OUTPUT)/kcm-loader: $(LOADER_OBJS) $(OUTPUT)/libkcm.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) -o $@ $^ $(LIBBPF_LIBS) -lpthread
 
-$(OUTPUT)/tests/%: tests/progs/%.c tests/progs/progs.h $(OUTPUT)/libkcm.a user/include/kcm.h \
+$(OUTPUT)/tests/%: tests/progs/%.c tests/progs/progs.h $(OUTPUT)/libkcm.a $(PUBLIC_HEADERS) \
 		$(SKELS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/progs -o $@ $< $(PROG_LDFLAGS) $(OUTPUT)/libkcm.a \
@@ -136,7 +137,7 @@ $(OUTPUT)/tests/%: tests/progs/%.c tests/progs/progs.h $(OUTPUT)/libkcm.a user/i
 # reference alone does not pull an archive member in, so ask the linker for them.
 $(OUTPUT)/tests/flow_check: PROG_LDFLAGS := -Wl,-u,kcm_mux_flow -Wl,-u,kcm_unread
 
-$(BENCH): $(BENCH_SRCS) tests/bench/bench.h $(OUTPUT)/libkcm.a user/include/kcm.h \
+$(BENCH): $(BENCH_SRCS) tests/bench/bench.h $(OUTPUT)/libkcm.a $(PUBLIC_HEADERS) \
 		| $(OUTPUT)/tests/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $(BENCH_SRCS) $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) \
@@ -200,7 +201,7 @@ install: all
 	$(Q)install -m 0755 $(OUTPUT)/libkcm.so $(DESTDIR)$(PREFIX)/lib/libkcm.so.$(VERSION)
 	$(Q)ln -sf libkcm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libkcm.so.$(SOVERSION)
 	$(Q)ln -sf libkcm.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libkcm.so
-	$(Q)install -m 0644 user/include/kcm.h $(DESTDIR)$(PREFIX)/include/
+	$(Q)install -m 0644 $(PUBLIC_HEADERS) $(DESTDIR)$(PREFIX)/include/
 	$(Q)install -m 0644 $(BPF_OBJS) $(DESTDIR)$(PREFIX)/lib/kcm-bpf/
 	$(Q)install -m 0644 $(PARSER_OBJS) $(DESTDIR)$(PREFIX)/lib/kcm-bpf/parsers/
 	$(Q)install -m 0644 $(SDK_HEADERS) $(DESTDIR)$(PREFIX)/include/kcm-bpf/

@@ -19,6 +19,7 @@ teardown() {
 	[ -f "$r/lib/libkcm.a" ]
 	[ -L "$r/lib/libkcm.so" ]
 	[ -f "$r/include/kcm.h" ]
+	[ -f "$r/include/kcm_inspect.h" ]
 	[ -f "$r/lib/kcm-bpf/kcm.bpf.o" ]
 	for p in thrift dns http2 kafka memcached mqtt; do
 		[ -f "$r/lib/kcm-bpf/parsers/$p.bpf.o" ]
@@ -99,7 +100,8 @@ C
 @test "libkcm.so exports exactly the functions kcm.h declares, and libkcm(3) names each one" {
 	[ -f "$BUILD/libkcm.so" ] || skip "not built: $BUILD/libkcm.so"
 	# declared: every kcm_*( in the public header
-	grep -oE '\bkcm_[a-z0-9_]+\(' "$TOP/user/include/kcm.h" | tr -d '(' | sort -u >"$TMP/declared"
+	cat "$TOP"/user/include/kcm*.h | grep -oE '\bkcm_[a-z0-9_]+\(' | tr -d '(' | sort -u \
+		>"$TMP/declared"
 	nm -D --defined-only "$BUILD/libkcm.so" | awk '$2 == "T" { sub(/@.*/, "", $3); print $3 }' |
 		sort -u >"$TMP/exported"
 	diff "$TMP/declared" "$TMP/exported"

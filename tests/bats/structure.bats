@@ -26,7 +26,7 @@ teardown() {
 	run "$TOP/scripts/check-layers.sh" "$BUILD/lib" "$TMP/layers"
 	echo "$output"
 	[ "$status" -eq 1 ]
-	[[ "$output" == *"mux (base) calls kcm_config_read in mux_core (core): not a lower layer"* ]]
+	[[ "$output" == *"mux (base) calls kcm_mux_lock in mux_core (core): not a lower layer"* ]]
 }
 
 @test "the layer check fails on a file the table does not place" {
@@ -43,4 +43,16 @@ teardown() {
 	big=$(find "$TOP/user" -name '*.[ch]' -exec wc -l {} + | awk '$2 != "total" && $1 >= 450')
 	echo "$big"
 	[ -z "$big" ]
+}
+
+@test "kcm-loader includes no private libkcm header: it reads muxes through kcm.h" {
+	local h bad=""
+	for h in "$TOP"/user/lib/*.h; do
+		h=$(basename "$h")
+		if grep -ln "#include \"$h\"" "$TOP"/user/loader/*.[ch]; then
+			bad="$bad $h"
+		fi
+	done
+	echo "private headers included by the loader:$bad"
+	[ -z "$bad" ]
 }

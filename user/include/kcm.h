@@ -251,123 +251,6 @@ int kcm_mux_flow(struct kcm_mux *mux, struct kcm_flow *out);
 /* Bytes given to KCM socket @kcmfd and not yet read (the mux's own accounting). */
 int64_t kcm_unread(int kcmfd);
 
-/*
- * Inspection: what /proc/net/kcm and /proc/net/kcm_stats give AF_KCM users, read from a
- * pinned mux's maps (kcm-loader status uses nothing else). Open the mux with
- * kcm_mux_open_opts() and .inspect = true to look at one that is incomplete or from
- * another version; such a handle can only be inspected and closed.
- */
-struct kcm_mux_open_opts {
-	size_t sz;		/* sizeof(struct kcm_mux_open_opts) */
-	bool inspect;		/* open what is there; never fails for a missing pin */
-};
-struct kcm_mux *kcm_mux_open_opts(const char *name, const struct kcm_mux_open_opts *opts);
-
-enum kcm_mux_health {
-	KCM_MUX_OK,
-	KCM_MUX_INCOMPLETE,	/* a pin is missing (a create that crashed) */
-	KCM_MUX_ORPHANED,	/* the program that owned it exited */
-	KCM_MUX_BROKEN,		/* a map does not have the programs it was pinned with */
-};
-/* "ok", "incomplete", "orphaned", "broken" */
-const char *kcm_mux_health_name(enum kcm_mux_health health);
-
-struct kcm_mux_state {
-	size_t sz;		/* sizeof(struct kcm_mux_state) */
-	enum kcm_mux_health health;
-	char missing[32];	/* KCM_MUX_INCOMPLETE: the first pin missing */
-	char framing[32];	/* "u32be+4"...; "parsers" for parser programs; "?" unknown */
-	char splitter[16];	/* "" when none */
-	uint32_t max_msg;
-	uint32_t batch;
-	enum kcm_policy policy;
-	pid_t owner_pid;	/* 0: persistent */
-	uint32_t generation;	/* changes on every attach and unattach */
-	unsigned int stale;	/* transport and KCM socket entries whose socket closed */
-	unsigned int bad_programs; /* attachments that are not the pinned programs */
-};
-int kcm_mux_state(struct kcm_mux *mux, struct kcm_mux_state *out);
-
-enum kcm_slot_state {
-	KCM_SLOT_ATTACHED,	/* a transport in its parser's map, recorded as such */
-	KCM_SLOT_UNRECORDED,	/* a transport in the map with no record of its owner */
-	KCM_SLOT_STALE,		/* a record whose socket left the map (it closed) */
-	KCM_SLOT_RECEIVING,	/* a KCM socket in the group, receiving */
-	KCM_SLOT_RECV_DISABLED,	/* a KCM socket after kcm_recv_disable() */
-};
-/* "attached", "attached-unrecorded", "stale", "receiving", "recv-disabled" */
-const char *kcm_slot_state_name(enum kcm_slot_state state);
-
-struct kcm_transport_status {
-	size_t sz;
-	uint32_t slot;
-	uint64_t cookie;
-	enum kcm_slot_state state;
-	pid_t pid;		/* the process holding @fd (0: unknown) */
-	int fd;
-	bool owner_alive;
-	unsigned int parser;	/* id of the parser program reading it */
-	struct sockaddr_storage local, remote;	/* ss_family 0 when unknown */
-};
-struct kcm_member_status {
-	size_t sz;
-	uint32_t slot;
-	uint64_t cookie;
-	enum kcm_slot_state state;
-	pid_t pid;		/* the process that made it */
-	uint64_t rx_msgs;	/* delivered to it by the data plane */
-	uint64_t rx_bytes;
-};
-struct kcm_program_status {
-	size_t sz;
-	char map[24];		/* "transports", "transports_<id>", "group" */
-	const char *attach_type; /* "stream_parser", "stream_verdict" */
-	uint32_t prog_id;	/* attached, as the kernel reports it; 0: none */
-	char prog_name[16];
-	uint32_t pinned_prog_id; /* the program pinned with the mux for this place */
-	bool ok;
-};
-struct kcm_parser_status {
-	size_t sz;
-	unsigned int id;
-	char name[16];
-	uint32_t prog_id;
-	char path[96];		/* the object it was loaded from (truncated) */
-};
-/* Each calls @fn once per entry, in slot (or id) order, and stops at the first non-zero
- * return of @fn, which it returns; 0 after the last one, -1 with errno on error. The
- * hold queue of flow control is not a member (see kcm_mux_flow()). */
-int kcm_transport_foreach(struct kcm_mux *mux,
-			  int (*fn)(const struct kcm_transport_status *t, void *ctx), void *ctx);
-int kcm_member_foreach(struct kcm_mux *mux,
-		       int (*fn)(const struct kcm_member_status *m, void *ctx), void *ctx);
-int kcm_program_foreach(struct kcm_mux *mux,
-			int (*fn)(const struct kcm_program_status *p, void *ctx), void *ctx);
-int kcm_parser_foreach(struct kcm_mux *mux,
-		       int (*fn)(const struct kcm_parser_status *p, void *ctx), void *ctx);
-
-/* Calls @fn with the name of each pinned mux; as the foreach calls above. A missing
- * pin folder means no muxes (0); EACCES: only root may read them. */
-int kcm_mux_list(int (*fn)(const char *name, void *ctx), void *ctx);
-/* 0 when @name can name a pinned mux, -EINVAL otherwise. */
-int kcm_name_check(const char *name);
-/* The folder muxes are pinned in, "/sys/fs/bpf/kcm". */
-const char *kcm_pin_root(void);
-
-/* The data plane's counters, summed over CPUs. */
-struct kcm_mux_counters {
-	size_t sz;
-	uint64_t rx_msgs;	/* messages delivered to KCM sockets */
-	uint64_t rx_bytes;
-	uint64_t rx_redirects;	/* redirects (one per batch) */
-	uint64_t rx_drops;	/* batches with no KCM socket to take them */
-	uint64_t err_too_big;	/* frames over max_msg_size */
-	uint64_t err_bad_len;	/* length fields that cannot be valid */
-	uint64_t need_more_hdr;	/* parser calls that found an incomplete header */
-	uint64_t requeued_msgs;	/* messages moved off receive-disabled KCM sockets */
-};
-int kcm_mux_counters(struct kcm_mux *mux, struct kcm_mux_counters *out);
-
 /* One whole message per call. A short buffer gets the first bytes and MSG_TRUNC in
  * msg_flags; the rest of that message is dropped. MSG_TRUNC in @flags makes the call
  * return the real length. MSG_DONTWAIT or O_NONBLOCK: EAGAIN when nothing is queued. */
@@ -390,6 +273,11 @@ int kcm_sendmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);
 /* What the last failing libkcm call in this thread was doing, with the object and the
  * cause, e.g. "failed to attach stream parser to transport map: Invalid argument". */
 const char *kcm_last_error(void);
+
+/* This process's copy of fd @fd of process @pid (pidfd_getfd(2); a dup for this process),
+ * for kcm_attach_owned(); -1 with errno: ESRCH no such process, EBADF it has no such fd,
+ * EPERM not allowed (needs CAP_SYS_PTRACE over it). */
+int kcm_process_fd(pid_t pid, int fd);
 
 /* The mux a KCM socket belongs to, or NULL (errno EBADF) when it is not a KCM socket. */
 struct kcm_mux *kcm_mux_of(int kcmfd);
@@ -427,6 +315,9 @@ typedef void (*kcm_check_fn)(const struct kcm_check *check, void *ctx);
 
 /* Runs every check; returns how many needed ones are missing or unknown. */
 int kcm_check_system(kcm_check_fn fn, void *ctx);
+
+/* Inspecting a mux: state, transports, KCM sockets, programs, counters. */
+#include "kcm_inspect.h"
 
 #ifdef __cplusplus
 }

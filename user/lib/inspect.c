@@ -20,7 +20,8 @@
 
 const char *kcm_mux_health_name(enum kcm_mux_health health)
 {
-	static const char *const names[] = { "ok", "incomplete", "orphaned", "broken" };
+	static const char *const names[] = { "ok", "incomplete", "orphaned", "broken",
+					     "other-version" };
 
 	return (unsigned int)health < sizeof(names) / sizeof(names[0]) ? names[health] : "?";
 }
@@ -73,6 +74,31 @@ static bool valid(struct kcm_mux *mux, const void *out, size_t min)
 	return true;
 }
 
+/* The libkcm and data-plane counters of the transport in t->slot, when they are its. */
+static void transport_stats(struct kcm_mux *mux, struct kcm_transport_status *t)
+{
+	struct kcm_transport_stats ts;
+
+	if (mux->map_fd[KCM_MAP_TRANSPORT_STATS] < 0 ||
+	    bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_STATS], &t->slot, &ts) ||
+	    ts.cookie != t->cookie)
+		return;
+	t->rx_msgs = ts.rx_msgs;
+	t->rx_bytes = ts.rx_bytes;
+	t->tx_msgs = ts.tx_msgs;
+	t->tx_bytes = ts.tx_bytes;
+	t->need_more_hdr = ts.need_more_hdr;
+	t->err_too_big = ts.err_too_big;
+	t->err_bad_len = ts.err_bad_len;
+	t->err_timeout = ts.err_timeout;
+	t->rx_drops = ts.rx_drops;
+	t->lost_msgs = ts.lost_msgs;
+	t->lost_bytes = ts.lost_bytes;
+	t->partial = ts.partial;
+	t->last_err = ts.last_err;
+	t->tcp_state = ts.tcp_state;
+}
+
 int kcm_transport_foreach(struct kcm_mux *mux,
 			  int (*fn)(const struct kcm_transport_status *t, void *ctx), void *ctx)
 {
@@ -98,6 +124,8 @@ int kcm_transport_foreach(struct kcm_mux *mux,
 		t.parser = info.parser;
 		sockaddr_of(&t.local, info.family, info.local_addr, info.local_port);
 		sockaddr_of(&t.remote, info.family, info.remote_addr, info.remote_port);
+		if (state == KCM_SLOT_ATTACHED)
+			transport_stats(mux, &t);
 		r = fn(&t, ctx);
 		if (r)
 			return r;
@@ -111,6 +139,7 @@ int kcm_member_foreach(struct kcm_mux *mux,
 	int ncpu = libbpf_num_possible_cpus();
 	struct kcm_member_counters *mc;
 	struct kcm_member_info info;
+	struct kcm_member_stats ms;
 	__u64 cookie;
 	int r = 0;
 
@@ -138,6 +167,13 @@ int kcm_member_foreach(struct kcm_mux *mux,
 				m.rx_msgs += mc[c].msgs;
 				m.rx_bytes += mc[c].bytes;
 			}
+		if (state != KCM_SLOT_STALE && mux->map_fd[KCM_MAP_MEMBER_STATS] >= 0 &&
+		    !bpf_map_lookup_elem(mux->map_fd[KCM_MAP_MEMBER_STATS], &slot, &ms) &&
+		    ms.cookie == cookie) {
+			m.tx_msgs = ms.tx_msgs;
+			m.tx_bytes = ms.tx_bytes;
+			m.requeued_msgs = ms.requeued_msgs;
+		}
 		r = fn(&m, ctx);
 	}
 	free(mc);
@@ -250,6 +286,7 @@ int kcm_mux_counters(struct kcm_mux *mux, struct kcm_mux_counters *out)
 {
 	int ncpu = libbpf_num_possible_cpus();
 	struct kcm_mux_counters t = { 0 };
+	struct kcm_mux_stats ms;
 	struct kcm_counters *pc;
 	__u32 key = 0;
 
@@ -276,6 +313,19 @@ int kcm_mux_counters(struct kcm_mux *mux, struct kcm_mux_counters *out)
 		t.requeued_msgs += pc[c].requeued_msgs;
 	}
 	free(pc);
+	if (mux->map_fd[KCM_MAP_MUX_STATS] >= 0 &&
+	    !bpf_map_lookup_elem(mux->map_fd[KCM_MAP_MUX_STATS], &key, &ms)) {
+		t.tx_msgs = ms.tx_msgs;
+		t.tx_bytes = ms.tx_bytes;
+		t.tx_errors = ms.tx_errors;
+		t.err_timeout = ms.err_timeout;
+		t.attaches = ms.attaches;
+		t.unattaches = ms.unattaches;
+		t.transport_failures = ms.transport_failures;
+		t.auto_unattached = ms.auto_unattached;
+		t.lost_msgs = ms.lost_msgs;
+		t.lost_bytes = ms.lost_bytes;
+	}
 	COPY_OUT(out, t);
 	return 0;
 }
@@ -303,7 +353,7 @@ int kcm_mux_state(struct kcm_mux *mux, struct kcm_mux_state *out)
 	struct kcm_mux_state st = { 0 };
 	const struct kcm_config *cfg;
 
-	if (!valid(mux, out, offsetof(struct kcm_mux_state, bad_programs) + sizeof(unsigned int)) ||
+	if (!valid(mux, out, offsetof(struct kcm_mux_state, config_version) + sizeof(uint32_t)) ||
 	    !out) {
 		errno = EINVAL;
 		return -1;
@@ -312,9 +362,9 @@ int kcm_mux_state(struct kcm_mux *mux, struct kcm_mux_state *out)
 	if (!mux->inspect)
 		kcm_config_read(mux); /* the generation moves */
 	snprintf(st.framing, sizeof(st.framing), "?");
-	if (cfg->version && cfg->parsers)
+	if (cfg->version == KCM_CONFIG_VERSION && cfg->parsers)
 		snprintf(st.framing, sizeof(st.framing), "parsers");
-	else if (cfg->version)
+	else if (cfg->version == KCM_CONFIG_VERSION)
 		kcm_framing_format(&mux->framing, st.framing, sizeof(st.framing));
 	snprintf(st.splitter, sizeof(st.splitter), "%s", cfg->splitter);
 	snprintf(st.missing, sizeof(st.missing), "%s", mux->missing);
@@ -323,8 +373,11 @@ int kcm_mux_state(struct kcm_mux *mux, struct kcm_mux_state *out)
 	st.policy = cfg->policy == KCM_STEER_BYTES ? KCM_POLICY_BYTES : KCM_POLICY_MESSAGES;
 	st.owner_pid = cfg->owner_pid;
 	st.generation = cfg->generation;
+	st.config_version = cfg->version;
 	if (mux->missing[0]) {
 		st.health = KCM_MUX_INCOMPLETE;
+	} else if (cfg->version != KCM_CONFIG_VERSION) {
+		st.health = KCM_MUX_OTHER_VERSION; /* its maps may be laid out otherwise */
 	} else {
 		kcm_transport_foreach(mux, count_stale_transport, &st.stale);
 		kcm_member_foreach(mux, count_stale_member, &st.stale);
@@ -360,4 +413,31 @@ int kcm_mux_list(int (*fn)(const char *name, void *ctx), void *ctx)
 const char *kcm_pin_root(void)
 {
 	return KCM_PIN_ROOT;
+}
+
+int kcm_mux_map_fd(struct kcm_mux *mux, const char *name)
+{
+	for (int i = 0; mux && name && i < KCM_MAP_COUNT; i++)
+		if (!strcmp(kcm_map_names[i], name) && mux->map_fd[i] >= 0)
+			return mux->map_fd[i];
+	errno = mux && name ? ENOENT : EINVAL;
+	return -1;
+}
+
+int kcm_mux_share_maps(struct kcm_mux *mux, struct bpf_object *obj, const char *prefix)
+{
+	char who[192];
+	int err;
+
+	if (!mux || !obj || !prefix) {
+		errno = EINVAL;
+		return -1;
+	}
+	snprintf(who, sizeof(who), "object %s (for mux '%s')", bpf_object__name(obj), mux->name);
+	err = kcm_shared_maps_reuse(obj, prefix, mux->map_fd, who);
+	if (err) {
+		errno = -err;
+		return -1;
+	}
+	return 0;
 }

@@ -89,7 +89,12 @@ void kcm_registry_drop_mux(struct kcm_mux *mux, void (*fn)(struct kcm_sock *ks))
 void kcm_sock_free(struct kcm_sock *ks);	/* closes ks->fd */
 void kcm_sock_forget(struct kcm_sock *ks);	/* the fd is no longer ours */
 
-/* mux_core.c: the mux lock and its config map */
+/* mux_core.c: the handle, the mux lock and its config map */
+struct kcm_mux *kcm_mux_alloc(void);
+/* The fd of pin @i (see kcm_pin_file()). */
+int *kcm_mux_pin_fd(struct kcm_mux *mux, int i);
+/* mux->cfg_map: the config map mmapped read-only, NULL when it cannot be */
+void kcm_mux_config_mmap(struct kcm_mux *mux);
 int kcm_mux_lock(struct kcm_mux *mux);
 void kcm_mux_unlock(struct kcm_mux *mux);
 int kcm_config_bump(struct kcm_mux *mux);
@@ -148,6 +153,8 @@ static inline uint64_t kcm_now_ns(void)
 
 /* splitters.c */
 kcm_split_fn kcm_splitter_find(const char *name);
+/* framing and splitter from mux->cfg */
+void kcm_mux_framing_from_cfg(struct kcm_mux *mux);
 /* Length of the message at @buf by the mux's framing or splitter: > 0, 0 when @len bytes
  * cannot tell, -EMSGSIZE over max_msg_size, -EBADMSG or another -errno when invalid. */
 int64_t kcm_msg_length(const struct kcm_mux *mux, const void *buf, size_t len);

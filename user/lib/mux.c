@@ -65,50 +65,6 @@ static int opts_check(const struct kcm_mux_opts *o, struct kcm_config *cfg)
 	return 0;
 }
 
-static struct kcm_mux *mux_alloc(void)
-{
-	struct kcm_mux *mux = calloc(1, sizeof(*mux));
-
-	if (!mux)
-		return NULL;
-	for (int i = 0; i < KCM_MAP_COUNT; i++)
-		mux->map_fd[i] = -1;
-	for (int i = 0; i < KCM_PROG_COUNT; i++)
-		mux->prog_fd[i] = -1;
-	for (int i = 0; i < KCM_MAX_PARSERS; i++)
-		mux->parser_map[i] = -1;
-	mux->lock_fd = -1;
-	mux->split_prog = -1;
-	pthread_mutex_init(&mux->lock, NULL);
-	pthread_rwlock_init(&mux->tx_lock, NULL);
-	return mux;
-}
-
-/* The fd of pin @i (see kcm_pin_file()). */
-static int *pin_fd(struct kcm_mux *mux, int i)
-{
-	return i < KCM_MAP_COUNT ? &mux->map_fd[i] : &mux->prog_fd[i - KCM_MAP_COUNT];
-}
-
-static void framing_from_cfg(struct kcm_mux *mux)
-{
-	mux->split = mux->cfg.splitter[0] ? kcm_splitter_find(mux->cfg.splitter) : NULL;
-	mux->framing = (struct kcm_framing){
-		.len_offset = mux->cfg.len_offset,
-		.len_size = mux->cfg.len_size,
-		.big_endian = mux->cfg.big_endian,
-		.len_adjust = mux->cfg.len_adjust,
-	};
-}
-
-static void config_map_mmap(struct kcm_mux *mux)
-{
-	void *p = mmap(NULL, sysconf(_SC_PAGESIZE), PROT_READ, MAP_SHARED,
-		       mux->map_fd[KCM_MAP_CONFIG], 0);
-
-	mux->cfg_map = p == MAP_FAILED ? NULL : p; /* NULL: read it with a syscall */
-}
-
 /* @parser_fd: the program parsing the default transport map. */
 static int mux_wire(struct kcm_mux *mux, int parser_fd)
 {
@@ -158,7 +114,7 @@ static int mux_pin(struct kcm_mux *mux)
 		err = kcm_fail(-errno, "failed to create %s", path); /* EEXIST: name taken */
 	for (int i = 0; !err && i < KCM_PIN_COUNT; i++) {
 		const char *file = kcm_pin_file(i);
-		int fd = *pin_fd(mux, i);
+		int fd = *kcm_mux_pin_fd(mux, i);
 
 		err = kcm_pin_path(path, sizeof(path), mux->name, file);
 		if (!err && bpf_obj_pin(fd, path))
@@ -235,7 +191,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 		kcm_bpf__destroy(skel);
 		goto fail;
 	}
-	mux = mux_alloc();
+	mux = kcm_mux_alloc();
 	if (!mux) {
 		kcm_bpf__destroy(skel);
 		err = -ENOMEM;
@@ -243,7 +199,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	}
 	mux->skel = skel;
 	mux->cfg = cfg;
-	framing_from_cfg(mux);
+	kcm_mux_framing_from_cfg(mux);
 	mux->map_fd[KCM_MAP_TRANSPORTS] = bpf_map__fd(skel->maps.transports);
 	mux->map_fd[KCM_MAP_GROUP] = bpf_map__fd(skel->maps.group);
 	mux->map_fd[KCM_MAP_STEER] = bpf_map__fd(skel->maps.steer);
@@ -267,7 +223,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	mux->prog_fd[KCM_PROG_VERDICT] = bpf_program__fd(skel->progs.kcm_verdict);
 	mux->prog_fd[KCM_PROG_REQUEUE] = bpf_program__fd(skel->progs.kcm_requeue);
 	mux->prog_fd[KCM_PROG_BRAKE] = bpf_program__fd(skel->progs.kcm_brake);
-	config_map_mmap(mux);
+	kcm_mux_config_mmap(mux);
 	err = kcm_stats_map(mux);
 	if (!err)
 		err = kcm_credits_map(mux);
@@ -298,98 +254,6 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 fail:
 	errno = -err;
 	return NULL;
-}
-
-/* Options of kcm_mux_open_opts() from a program built against an older kcm.h. */
-#define OPEN_OPTS_V1_SIZE (offsetof(struct kcm_mux_open_opts, inspect) + sizeof(bool))
-
-struct kcm_mux *kcm_mux_open_opts(const char *name, const struct kcm_mux_open_opts *opts)
-{
-	bool inspect = opts && opts->sz >= OPEN_OPTS_V1_SIZE && opts->inspect;
-	struct kcm_mux *mux;
-	char path[256];
-	int err;
-
-	if (opts && opts->sz < OPEN_OPTS_V1_SIZE) {
-		errno = EINVAL;
-		return NULL;
-	}
-	err = kcm_name_check(name);
-	if (err)
-		goto fail;
-	mux = mux_alloc();
-	if (!mux) {
-		err = -ENOMEM;
-		goto fail;
-	}
-	snprintf(mux->name, sizeof(mux->name), "%s", name);
-	mux->inspect = inspect;
-	/* inspecting: the folder must be there, any pin in it may be missing */
-	if (inspect && !kcm_pin_path(path, sizeof(path), name, NULL) && access(path, F_OK))
-		err = kcm_fail(-errno, "no mux named '%s' (no %s)", name, path);
-	for (int i = 0; !err && i < KCM_PIN_COUNT; i++) {
-		const char *file = kcm_pin_file(i);
-		int fd;
-
-		err = kcm_pin_path(path, sizeof(path), name, file);
-		if (err)
-			break;
-		fd = bpf_obj_get(path);
-		if (fd < 0 && inspect) {
-			if (!mux->missing[0])
-				snprintf(mux->missing, sizeof(mux->missing), "%s", file);
-			continue;
-		}
-		if (fd < 0) {
-			err = errno == ENOENT && i == 0 ?
-				kcm_fail(-errno, "no mux named '%s' (no %s)", name, path) :
-				kcm_fail(-errno, "failed to open %s", path);
-			break;
-		}
-		*pin_fd(mux, i) = fd;
-	}
-	if (err) {
-		mux->name[0] = '\0';
-		kcm_mux_close(mux);
-		goto fail;
-	}
-	if (inspect) {
-		if (mux->map_fd[KCM_MAP_CONFIG] < 0 || kcm_config_read(mux))
-			memset(&mux->cfg, 0, sizeof(mux->cfg));
-		framing_from_cfg(mux);
-		return mux; /* read only: no mmaps, no splitting program */
-	}
-	err = kcm_config_read(mux);
-	if (!err && mux->cfg.version != KCM_CONFIG_VERSION)
-		err = kcm_fail(-EPROTO, "mux '%s' was made by another kcm-bpf version (%u, want %u)",
-			       name, mux->cfg.version, KCM_CONFIG_VERSION);
-	if (!err && !strcmp(mux->cfg.splitter, KCM_SPLIT_PROG))
-		err = kcm_split_prog_open(mux);
-	if (err) {
-		mux->name[0] = '\0';
-		kcm_mux_close(mux);
-		goto fail;
-	}
-	framing_from_cfg(mux);
-	config_map_mmap(mux);
-	err = kcm_stats_map(mux);
-	if (!err)
-		err = kcm_credits_map(mux);
-	if (err) {
-		mux->name[0] = '\0';
-		kcm_mux_close(mux);
-		goto fail;
-	}
-	mux->tx_generation = mux->cfg.generation - 1; /* import transports on first send */
-	return mux;
-fail:
-	errno = -err;
-	return NULL;
-}
-
-struct kcm_mux *kcm_mux_open(const char *name)
-{
-	return kcm_mux_open_opts(name, NULL);
 }
 
 static void close_member(struct kcm_sock *ks)

@@ -5,6 +5,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "kcm.h"
 #include "pidfd.h"
 
 #ifndef SYS_pidfd_open
@@ -29,4 +30,15 @@ int kcm_pidfd_getfd(pid_t pid, int fd)
 	err = errno;
 	close(pidfd);
 	return copy < 0 ? -err : copy;
+}
+
+int kcm_process_fd(pid_t pid, int fd)
+{
+	int copy = kcm_pidfd_getfd(pid, fd);
+
+	if (copy < 0) {
+		errno = -copy;
+		return -1;
+	}
+	return copy;
 }

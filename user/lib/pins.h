@@ -61,9 +61,7 @@ int kcm_shared_maps_reuse(struct bpf_object *obj, const char *prefix, const int 
 /* kcm_name_check() is public (kcm.h): [A-Za-z0-9_-], 1..63 chars (bpffs refuses dots). */
 /* Mount bpffs on KCM_BPFFS when it is not there; create KCM_PIN_ROOT (0700). */
 int kcm_bpffs_prepare(void);
-/* The mount point of cgroup v2 (monitor's programs attach there), from /proc/mounts:
- * 0, -ENOENT when none is mounted, or -errno. */
-int kcm_cgroup2_root(char *buf, size_t len);
+/* kcm_cgroup2_root() is public (kcm.h). */
 /* Open KCM_PIN_ROOT and flock() it: one loader or library call changes pins at a time. */
 int kcm_pins_lock(void);
 void kcm_pins_unlock(int fd);

@@ -51,3 +51,15 @@ int64_t kcm_msg_length(const struct kcm_mux *mux, const void *buf, size_t len)
 		return -EMSGSIZE;
 	return r;
 }
+
+/* The mux's framing, and its splitter when it has one, from mux->cfg. */
+void kcm_mux_framing_from_cfg(struct kcm_mux *mux)
+{
+	mux->split = mux->cfg.splitter[0] ? kcm_splitter_find(mux->cfg.splitter) : NULL;
+	mux->framing = (struct kcm_framing){
+		.len_offset = mux->cfg.len_offset,
+		.len_size = mux->cfg.len_size,
+		.big_endian = mux->cfg.big_endian,
+		.len_adjust = mux->cfg.len_adjust,
+	};
+}

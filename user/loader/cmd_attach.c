@@ -11,8 +11,6 @@
 #include "kcm.h"
 #include "json.h"
 #include "loader.h"
-#include "pidfd.h"
-#include "pins.h"
 #include "transport_args.h"
 
 #ifndef SO_COOKIE
@@ -91,7 +89,10 @@ int transport_option(const char *cmd, int opt, const char *arg, struct kcm_trans
 /* This process's copy of fd @fd of process @pid, or -errno after saying why not. */
 static int take_fd(pid_t pid, int fd)
 {
-	int copy = kcm_pidfd_getfd(pid, fd);
+	int copy = kcm_process_fd(pid, fd);
+
+	if (copy < 0)
+		copy = -errno;
 
 	if (copy == -ESRCH)
 		fail("failed to open process %d: no such process", pid);

@@ -15,7 +15,6 @@
 #include "kcm.h"
 #include "json.h"
 #include "loader.h"
-#include "pins.h"
 #include "pool.h"
 #include "transport_args.h"
 

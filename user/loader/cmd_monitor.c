@@ -23,7 +23,6 @@
 #include "kcm_health.skel.h"
 #include "json.h"
 #include "loader.h"
-#include "pinned.h"
 #include "monitor.h"
 
 #define POLL_MS 100
@@ -144,10 +143,10 @@ static void monitor_close(struct monitor *m)
 	for (size_t i = 0; i < sizeof(m->trace_link) / sizeof(m->trace_link[0]); i++)
 		bpf_link__destroy(m->trace_link[i]);
 	ring_buffer__free(m->rb);
-	if (m->skel && m->pins.map[KCM_MAP_HEALTH_CFG] >= 0 && (m->sockops_link || m->traced)) {
+	if (m->skel && m->cfg_fd >= 0 && (m->sockops_link || m->traced)) {
 		struct kcm_health_cfg off = { 0 };
 
-		bpf_map_update_elem(m->pins.map[KCM_MAP_HEALTH_CFG], &zero, &off, BPF_ANY);
+		bpf_map_update_elem(m->cfg_fd, &zero, &off, BPF_ANY);
 	}
 	kcm_health_bpf__destroy(m->skel);
 	if (m->stats_fd >= 0)
@@ -155,7 +154,6 @@ static void monitor_close(struct monitor *m)
 	if (m->cgroup_fd >= 0)
 		close(m->cgroup_fd);
 	kcm_mux_close(m->mux);
-	pinned_close(&m->pins);
 }
 
 static int ready(const char *path)
@@ -175,9 +173,13 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 	__u32 zero = 0;
 	int err;
 
-	err = pinned_open_whole(m->name, &m->pins);
-	if (err)
-		return err;
+	m->mux = kcm_mux_open(m->name);
+	if (!m->mux)
+		return fail_lib("failed to open mux", errno);
+	m->cfg_fd = kcm_mux_map_fd(m->mux, "health_cfg");
+	m->events_fd = kcm_mux_map_fd(m->mux, "events");
+	m->info_fd = kcm_mux_map_fd(m->mux, "transport_info");
+	m->slot_fd = kcm_mux_map_fd(m->mux, "transport_slot");
 	m->skel = health_open();
 	if (!m->skel)
 		return fail("failed to open the health programs: %s", strerror(errno));
@@ -191,7 +193,7 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 			    "Linux 5.19); `kcm-loader check` says why");
 	if (err)
 		return fail_lib("failed to load the health programs", -err);
-	if (bpf_map_update_elem(m->pins.map[KCM_MAP_HEALTH_CFG], &zero, &m->cfg, BPF_ANY))
+	if (bpf_map_update_elem(m->cfg_fd, &zero, &m->cfg, BPF_ANY))
 		return fail("failed to write the thresholds of mux '%s': %s", m->name,
 			    strerror(errno));
 	if (cost) {
@@ -201,12 +203,11 @@ static int run(struct monitor *m, const char *cgroup, const char *ready_file, __
 			return fail("failed to turn on BPF run-time statistics: %s",
 				    strerror(errno));
 	}
-	m->rb = ring_buffer__new(m->pins.map[KCM_MAP_EVENTS], on_event, m, NULL);
+	m->rb = ring_buffer__new(m->events_fd, on_event, m, NULL);
 	if (!m->rb)
 		return fail("failed to read the events of mux '%s': %s", m->name, strerror(errno));
 	m->start_ns = mono_ns();
-	m->mux = kcm_mux_open(m->name);
-	if (m->mux) {
+	{
 		struct kcm_flow f = { .sz = sizeof(f) };
 
 		if (!kcm_mux_flow(m->mux, &f))
@@ -306,12 +307,7 @@ int cmd_monitor(int argc, char **argv)
 	if (!m)
 		return fail("out of memory");
 	m->cgroup_fd = m->stats_fd = -1;
-	for (int i = 0; i < KCM_MAP_COUNT; i++)
-		m->pins.map[i] = -1;
-	for (int i = 0; i < KCM_PROG_COUNT; i++)
-		m->pins.prog[i] = -1;
-	for (int i = 0; i < KCM_MAX_PARSERS; i++)
-		m->pins.parser_map[i] = -1;
+	m->cfg_fd = m->events_fd = m->info_fd = m->slot_fd = -1;
 
 	optind = 0;
 	err = EXIT_USAGE;

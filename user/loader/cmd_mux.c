@@ -7,14 +7,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#include <bpf/bpf.h>
+#include <linux/bpf.h>
 
 #include "kcm.h"
 #include "kcm_shared.h"
 #include "json.h"
 #include "loader.h"
-#include "pinned.h"
-#include "pins.h"
 
 static void create_help(FILE *f)
 {
@@ -169,7 +167,7 @@ int cmd_create(int argc, char **argv)
 	if (env.json) {
 		char path[256];
 
-		kcm_pin_path(path, sizeof(path), o.pin_name, NULL);
+		snprintf(path, sizeof(path), "%s/%s", kcm_pin_root(), o.pin_name);
 		json_start_object(NULL);
 		json_string("name", o.pin_name);
 		json_string("path", path);
@@ -179,7 +177,7 @@ int cmd_create(int argc, char **argv)
 		json_end_object();
 		json_done();
 	} else {
-		printf("created mux '%s' (framing %s) at %s/%s\n", o.pin_name, spec, KCM_PIN_ROOT,
+		printf("created mux '%s' (framing %s) at %s/%s\n", o.pin_name, spec, kcm_pin_root(),
 		       o.pin_name);
 	}
 	return EXIT_OK;
@@ -202,7 +200,7 @@ int cmd_destroy(int argc, char **argv)
 	if (kcm_mux_unpin(argv[optind])) {
 		if (errno == ENOENT)
 			return fail("failed to destroy mux '%s': no such mux under %s", argv[optind],
-				    KCM_PIN_ROOT);
+				    kcm_pin_root());
 		return fail("failed to destroy mux '%s': %s", argv[optind], strerror(errno));
 	}
 	if (env.json)
@@ -212,62 +210,49 @@ int cmd_destroy(int argc, char **argv)
 	return EXIT_OK;
 }
 
-/* Why a mux folder should go, or NULL when it is healthy. */
+/* Why a mux folder should go, or NULL when it is healthy (or only broken: status). */
 static const char *clean_reason(const char *name, char *buf, size_t len)
 {
-	struct kcm_config cfg;
-	char path[256];
-	__u32 key = 0;
-	int fd;
+	struct kcm_mux_open_opts oo = { .sz = sizeof(oo), .inspect = true };
+	struct kcm_mux_state st = { .sz = sizeof(st) };
+	struct kcm_mux *mux = kcm_mux_open_opts(name, &oo);
 
-	for (int i = 0; i < KCM_PIN_COUNT; i++) {
-		const char *f = kcm_pin_file(i);
+	if (!mux || kcm_mux_state(mux, &st)) {
+		snprintf(buf, len, "unreadable: %s", strerror(errno));
+		kcm_mux_close(mux);
+		return buf;
+	}
+	kcm_mux_close(mux);
+	if (st.health == KCM_MUX_INCOMPLETE)
+		snprintf(buf, len, "incomplete: no %s (a create that crashed)", st.missing);
+	else if (st.health == KCM_MUX_OTHER_VERSION && st.config_version)
+		snprintf(buf, len, "made by another kcm-bpf version (config version %u)",
+			 st.config_version);
+	else if (st.health == KCM_MUX_OTHER_VERSION)
+		snprintf(buf, len, "unreadable config");
+	else if (st.health == KCM_MUX_ORPHANED)
+		snprintf(buf, len, "owner pid %u exited without destroying it", st.owner_pid);
+	else
+		return NULL;
+	return buf;
+}
 
-		kcm_pin_path(path, sizeof(path), name, f);
-		if (access(path, F_OK)) {
-			snprintf(buf, len, "incomplete: no %s (a create that crashed)", f);
-			return buf;
-		}
-	}
-	kcm_pin_path(path, sizeof(path), name, kcm_map_names[KCM_MAP_CONFIG]);
-	fd = bpf_obj_get(path);
-	if (fd < 0 || bpf_map_lookup_elem(fd, &key, &cfg)) {
-		snprintf(buf, len, "unreadable config: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return buf;
-	}
-	close(fd);
-	if (cfg.version != KCM_CONFIG_VERSION) {
-		snprintf(buf, len, "config version %u, want %u", cfg.version, KCM_CONFIG_VERSION);
-		return buf;
-	}
-	if (cfg.owner_pid && !pid_alive(cfg.owner_pid)) {
-		snprintf(buf, len, "owner pid %u exited without destroying it", cfg.owner_pid);
-		return buf;
-	}
-	return NULL;
+static int count_closed(const struct kcm_transport_status *t, void *ctx)
+{
+	*(int *)ctx += t->state == KCM_SLOT_STALE;
+	return 0;
 }
 
 /* Transport records of mux @name whose sockets are gone from their map. */
 static int closed_transports(const char *name)
 {
-	struct kcm_transport_info info;
-	struct pinned p;
+	struct kcm_mux_open_opts oo = { .sz = sizeof(oo), .inspect = true };
+	struct kcm_mux *mux = kcm_mux_open_opts(name, &oo);
 	int n = 0;
-	__u64 cookie;
 
-	pinned_open(name, &p);
-	for (__u32 slot = 0; !p.missing && slot < KCM_MAX_TRANSPORTS; slot++) {
-		int map;
-
-		if (bpf_map_lookup_elem(p.map[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
-		    !info.cookie || info.parser >= KCM_MAX_PARSERS)
-			continue;
-		map = p.parser_map[info.parser];
-		n += map < 0 || bpf_map_lookup_elem(map, &slot, &cookie) || cookie != info.cookie;
-	}
-	pinned_close(&p);
+	if (mux)
+		kcm_transport_foreach(mux, count_closed, &n);
+	kcm_mux_close(mux);
 	return n;
 }
 
@@ -357,14 +342,14 @@ int cmd_clean(int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("clean", "unexpected argument '%s'", argv[optind]);
-	d = opendir(KCM_PIN_ROOT);
+	d = opendir(kcm_pin_root());
 	if (!d) {
 		if (errno != ENOENT)
-			return fail("failed to read %s: %s", KCM_PIN_ROOT, strerror(errno));
+			return fail("failed to read %s: %s", kcm_pin_root(), strerror(errno));
 		if (env.json)
 			printf("[]\n");
 		else
-			printf("nothing to clean: no %s\n", KCM_PIN_ROOT);
+			printf("nothing to clean: no %s\n", kcm_pin_root());
 		return EXIT_OK;
 	}
 	if (env.json)

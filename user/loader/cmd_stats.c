@@ -1,9 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * kcm-loader stats: the counters KCM keeps in /proc/net/kcm and /proc/net/kcm_stats, per
- * mux, per KCM socket and per transport, read from the mux's pinned maps.
+ * mux, per KCM socket and per transport, as libkcm's inspection API reads them (kcm.h).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -12,13 +11,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 
 #include "kcm.h"
 #include "json.h"
 #include "loader.h"
-#include "pinned.h"
+#include "format.h"
 
 #define U(x) ((unsigned long long)(x))
 
@@ -30,33 +27,31 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static void show_totals(struct pinned *p, int ncpu)
+static void show_totals(struct kcm_mux *mux)
 {
-	struct kcm_counters rx = pinned_counters(p, ncpu);
-	struct kcm_mux_stats m = { 0 };
-	__u32 key = 0;
+	struct kcm_mux_counters t = { .sz = sizeof(t) };
 
-	bpf_map_lookup_elem(p->map[KCM_MAP_MUX_STATS], &key, &m);
+	kcm_mux_counters(mux, &t);
 	if (env.json) {
 		json_start_object("mux");
-		json_uint("rx_msgs", rx.rx_msgs);
-		json_uint("rx_bytes", rx.rx_bytes);
-		json_uint("rx_redirects", rx.rx_redirects);
-		json_uint("rx_drops", rx.rx_drops);
-		json_uint("tx_msgs", m.tx_msgs);
-		json_uint("tx_bytes", m.tx_bytes);
-		json_uint("tx_errors", m.tx_errors);
-		json_uint("need_more_hdr", rx.need_more_hdr);
-		json_uint("err_too_big", rx.err_too_big);
-		json_uint("err_bad_len", rx.err_bad_len);
-		json_uint("err_timeout", m.err_timeout);
-		json_uint("requeued_msgs", rx.requeued_msgs);
-		json_uint("attaches", m.attaches);
-		json_uint("unattaches", m.unattaches);
-		json_uint("transport_failures", m.transport_failures);
-		json_uint("auto_unattached", m.auto_unattached);
-		json_uint("lost_msgs", m.lost_msgs);
-		json_uint("lost_bytes", m.lost_bytes);
+		json_uint("rx_msgs", t.rx_msgs);
+		json_uint("rx_bytes", t.rx_bytes);
+		json_uint("rx_redirects", t.rx_redirects);
+		json_uint("rx_drops", t.rx_drops);
+		json_uint("tx_msgs", t.tx_msgs);
+		json_uint("tx_bytes", t.tx_bytes);
+		json_uint("tx_errors", t.tx_errors);
+		json_uint("need_more_hdr", t.need_more_hdr);
+		json_uint("err_too_big", t.err_too_big);
+		json_uint("err_bad_len", t.err_bad_len);
+		json_uint("err_timeout", t.err_timeout);
+		json_uint("requeued_msgs", t.requeued_msgs);
+		json_uint("attaches", t.attaches);
+		json_uint("unattaches", t.unattaches);
+		json_uint("transport_failures", t.transport_failures);
+		json_uint("auto_unattached", t.auto_unattached);
+		json_uint("lost_msgs", t.lost_msgs);
+		json_uint("lost_bytes", t.lost_bytes);
 		json_end_object();
 		return;
 	}
@@ -64,185 +59,173 @@ static void show_totals(struct pinned *p, int ncpu)
 	       "Tx-msgs", "Tx-bytes", "Drops", "Requeue", "Attach", "Unattach", "Failed",
 	       "Lost");
 	printf("%-6s %10llu %12llu %10llu %12llu %8llu %8llu %8llu %8llu %8llu %8llu\n", "mux",
-	       U(rx.rx_msgs), U(rx.rx_bytes), U(m.tx_msgs), U(m.tx_bytes), U(rx.rx_drops),
-	       U(rx.requeued_msgs), U(m.attaches), U(m.unattaches), U(m.transport_failures),
-	       U(m.lost_msgs));
+	       U(t.rx_msgs), U(t.rx_bytes), U(t.tx_msgs), U(t.tx_bytes), U(t.rx_drops),
+	       U(t.requeued_msgs), U(t.attaches), U(t.unattaches), U(t.transport_failures),
+	       U(t.lost_msgs));
 	printf("       parse errors: need-more-header %llu, too-big %llu, bad-length %llu, "
 	       "timeout %llu; tx errors %llu; lost %llu bytes; auto-unattached %llu\n",
-	       U(rx.need_more_hdr), U(rx.err_too_big), U(rx.err_bad_len), U(m.err_timeout),
-	       U(m.tx_errors), U(m.lost_bytes), U(m.auto_unattached));
+	       U(t.need_more_hdr), U(t.err_too_big), U(t.err_bad_len), U(t.err_timeout),
+	       U(t.tx_errors), U(t.lost_bytes), U(t.auto_unattached));
 }
 
-static void show_members(struct pinned *p, int ncpu)
+static int show_member(const struct kcm_member_status *m, void *ctx)
 {
-	struct kcm_member_counters *mc = calloc(ncpu, sizeof(*mc));
-	struct kcm_member_info info;
-	struct kcm_member_stats ms;
-	__u64 cookie;
+	const char *state = kcm_slot_state_name(m->state);
 
+	(void)ctx;
+	if (m->state == KCM_SLOT_STALE)
+		return 0; /* status shows those */
+	if (env.json) {
+		json_start_object(NULL);
+		json_uint("slot", m->slot);
+		json_uint("cookie", m->cookie);
+		json_uint("pid", m->pid);
+		json_string("status", state);
+		json_uint("rx_msgs", m->rx_msgs);
+		json_uint("rx_bytes", m->rx_bytes);
+		json_uint("tx_msgs", m->tx_msgs);
+		json_uint("tx_bytes", m->tx_bytes);
+		json_uint("requeued_msgs", m->requeued_msgs);
+		json_end_object();
+	} else {
+		printf("%-6u %10llu %12llu %10llu %12llu %8llu %-8u %s\n", m->slot, U(m->rx_msgs),
+		       U(m->rx_bytes), U(m->tx_msgs), U(m->tx_bytes), U(m->requeued_msgs), m->pid,
+		       state);
+	}
+	return 0;
+}
+
+static int show_transport(const struct kcm_transport_status *t, void *ctx)
+{
+	char remote[64], err[32];
+
+	(void)ctx;
+	if (t->state != KCM_SLOT_ATTACHED)
+		return 0; /* status shows those */
+	fmt_sockaddr(remote, sizeof(remote), &t->remote);
+	snprintf(err, sizeof(err), "%s", t->last_err ? strerror(t->last_err) : "-");
+	if (env.json) {
+		json_start_object(NULL);
+		json_uint("slot", t->slot);
+		json_uint("cookie", t->cookie);
+		json_string("remote", remote);
+		json_uint("parser", t->parser);
+		json_uint("rx_msgs", t->rx_msgs);
+		json_uint("rx_bytes", t->rx_bytes);
+		json_uint("tx_msgs", t->tx_msgs);
+		json_uint("tx_bytes", t->tx_bytes);
+		json_uint("need_more_hdr", t->need_more_hdr);
+		json_uint("err_too_big", t->err_too_big);
+		json_uint("err_bad_len", t->err_bad_len);
+		json_uint("err_timeout", t->err_timeout);
+		json_uint("rx_drops", t->rx_drops);
+		json_uint("lost_msgs", t->lost_msgs);
+		json_uint("lost_bytes", t->lost_bytes);
+		json_uint("partial", t->partial);
+		json_int("last_err", t->last_err);
+		json_string("tcp_state", tcp_state_name(t->tcp_state));
+		json_end_object();
+	} else {
+		printf("%-6u %10llu %12llu %10llu %12llu %6llu %6llu %6llu %6llu %6llu %6llu "
+		       "%-22s %s\n", t->slot, U(t->rx_msgs), U(t->rx_bytes), U(t->tx_msgs),
+		       U(t->tx_bytes), U(t->need_more_hdr), U(t->err_too_big), U(t->err_bad_len),
+		       U(t->err_timeout), U(t->rx_drops), U(t->lost_msgs), remote, err);
+	}
+	return 0;
+}
+
+/* A read-only handle of a whole mux; NULL after saying why not. */
+static struct kcm_mux *open_whole(const char *name)
+{
+	struct kcm_mux_open_opts oo = { .sz = sizeof(oo), .inspect = true };
+	struct kcm_mux_state st = { .sz = sizeof(st) };
+	struct kcm_mux *mux = kcm_mux_open_opts(name, &oo);
+
+	if (!mux) {
+		fail_lib("failed to open mux", errno);
+		return NULL;
+	}
+	if (!kcm_mux_state(mux, &st) && st.health == KCM_MUX_INCOMPLETE) {
+		fail("mux '%s' is incomplete (no %s): `kcm-loader clean` removes it", name,
+		     st.missing);
+		kcm_mux_close(mux);
+		return NULL;
+	}
+	return mux;
+}
+
+static int show_stats(const char *name)
+{
+	struct kcm_mux *mux = open_whole(name);
+
+	if (!mux)
+		return EXIT_FAIL;
+	if (env.json) {
+		json_start_object(NULL);
+		json_string("name", name);
+		json_uint("time_ms", (uint64_t)time(NULL) * 1000);
+	} else {
+		printf("mux %s\n", name);
+	}
+	show_totals(mux);
+	show_flow(name);
 	if (env.json)
 		json_start_array("kcm_sockets");
 	else
 		printf("%-6s %10s %12s %10s %12s %8s %-8s %s\n", "KCM", "Rx-msgs", "Rx-bytes",
 		       "Tx-msgs", "Tx-bytes", "Requeue", "Pid", "Status");
-	for (__u32 slot = 0; mc && slot < KCM_MAX_MEMBERS; slot++) {
-		__u64 msgs = 0, bytes = 0;
-
-		if (bpf_map_lookup_elem(p->map[KCM_MAP_GROUP], &slot, &cookie) ||
-		    bpf_map_lookup_elem(p->map[KCM_MAP_MEMBER_INFO], &slot, &info) ||
-		    info.cookie != cookie || info.hold)
-			continue;
-		if (!bpf_map_lookup_elem(p->map[KCM_MAP_MEMBER_COUNTERS], &slot, mc))
-			for (int c = 0; c < ncpu; c++) {
-				msgs += mc[c].msgs;
-				bytes += mc[c].bytes;
-			}
-		if (bpf_map_lookup_elem(p->map[KCM_MAP_MEMBER_STATS], &slot, &ms) ||
-		    ms.cookie != cookie)
-			memset(&ms, 0, sizeof(ms));
-		if (env.json) {
-			json_start_object(NULL);
-			json_uint("slot", slot);
-			json_uint("cookie", cookie);
-			json_uint("pid", info.pid);
-			json_string("status", info.enabled ? "receiving" : "recv-disabled");
-			json_uint("rx_msgs", msgs);
-			json_uint("rx_bytes", bytes);
-			json_uint("tx_msgs", ms.tx_msgs);
-			json_uint("tx_bytes", ms.tx_bytes);
-			json_uint("requeued_msgs", ms.requeued_msgs);
-			json_end_object();
-		} else {
-			printf("%-6u %10llu %12llu %10llu %12llu %8llu %-8u %s\n", slot, U(msgs),
-			       U(bytes), U(ms.tx_msgs), U(ms.tx_bytes), U(ms.requeued_msgs),
-			       info.pid, info.enabled ? "receiving" : "recv-disabled");
-		}
-	}
-	free(mc);
+	kcm_member_foreach(mux, show_member, NULL);
 	if (env.json)
 		json_end_array();
-}
-
-static void show_transports(struct pinned *p)
-{
-	struct kcm_transport_stats ts;
-	struct kcm_transport_info info;
-	char remote[64], err[32];
-	__u64 cookie;
-
 	if (env.json)
 		json_start_array("transports");
 	else
 		printf("%-6s %10s %12s %10s %12s %6s %6s %6s %6s %6s %6s %-22s %s\n", "Psock",
 		       "Rx-msgs", "Rx-bytes", "Tx-msgs", "Tx-bytes", "NHdr", "TooBig", "BadLen",
 		       "Tmout", "Drops", "Lost", "Remote", "Error");
-	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS; slot++) {
-		int map;
-
-		if (bpf_map_lookup_elem(p->map[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
-		    !info.cookie || info.parser >= KCM_MAX_PARSERS)
-			continue;
-		map = p->parser_map[info.parser];
-		if (map < 0 || bpf_map_lookup_elem(map, &slot, &cookie) || cookie != info.cookie)
-			continue;
-		if (bpf_map_lookup_elem(p->map[KCM_MAP_TRANSPORT_STATS], &slot, &ts) ||
-		    ts.cookie != cookie)
-			memset(&ts, 0, sizeof(ts));
-		fmt_addr(remote, sizeof(remote), info.family, info.remote_addr, info.remote_port);
-		snprintf(err, sizeof(err), "%s", ts.last_err ? strerror(ts.last_err) : "-");
-		if (env.json) {
-			json_start_object(NULL);
-			json_uint("slot", slot);
-			json_uint("cookie", cookie);
-			json_string("remote", remote);
-			json_uint("parser", info.parser);
-			json_uint("rx_msgs", ts.rx_msgs);
-			json_uint("rx_bytes", ts.rx_bytes);
-			json_uint("tx_msgs", ts.tx_msgs);
-			json_uint("tx_bytes", ts.tx_bytes);
-			json_uint("need_more_hdr", ts.need_more_hdr);
-			json_uint("err_too_big", ts.err_too_big);
-			json_uint("err_bad_len", ts.err_bad_len);
-			json_uint("err_timeout", ts.err_timeout);
-			json_uint("rx_drops", ts.rx_drops);
-			json_uint("lost_msgs", ts.lost_msgs);
-			json_uint("lost_bytes", ts.lost_bytes);
-			json_uint("partial", ts.partial);
-			json_int("last_err", ts.last_err);
-			json_string("tcp_state", tcp_state_name(ts.tcp_state));
-			json_end_object();
-		} else {
-			printf("%-6u %10llu %12llu %10llu %12llu %6llu %6llu %6llu %6llu %6llu %6llu "
-			       "%-22s %s\n", slot, U(ts.rx_msgs), U(ts.rx_bytes), U(ts.tx_msgs),
-			       U(ts.tx_bytes), U(ts.need_more_hdr), U(ts.err_too_big),
-			       U(ts.err_bad_len), U(ts.err_timeout), U(ts.rx_drops),
-			       U(ts.lost_msgs), remote, err);
-		}
-	}
-	if (env.json)
-		json_end_array();
-}
-
-static int show_stats(const char *name, int ncpu)
-{
-	struct pinned p;
-	int err = pinned_open_whole(name, &p);
-
-	if (err)
-		return err;
+	kcm_transport_foreach(mux, show_transport, NULL);
 	if (env.json) {
-		json_start_object(NULL);
-		json_string("name", name);
-		json_uint("time_ms", (uint64_t)time(NULL) * 1000);
-		show_totals(&p, ncpu);
-		show_flow(name);
-		show_members(&p, ncpu);
-		show_transports(&p);
+		json_end_array();
 		json_end_object();
-	} else {
-		printf("mux %s\n", name);
-		show_totals(&p, ncpu);
-		show_flow(name);
-		show_members(&p, ncpu);
-		show_transports(&p);
 	}
-	pinned_close(&p);
+	kcm_mux_close(mux);
 	return EXIT_OK;
 }
 
-/* One pass over NAME or every mux: one JSON array (one line) or tables. */
-static int show_all(const char *only, int ncpu)
+struct pass {
+	int n, err;
+};
+
+static int show_one(const char *name, void *ctx)
 {
-	int err = EXIT_OK, n = 0;
-	struct dirent *de;
-	DIR *d;
+	struct pass *p = ctx;
+
+	if (p->n++ && !env.json)
+		putchar('\n');
+	if (show_stats(name))
+		p->err = EXIT_FAIL;
+	return 0;
+}
+
+/* One pass over NAME or every mux: one JSON array (one line) or tables. */
+static int show_all(const char *only)
+{
+	struct pass p = { 0 };
 
 	if (env.json)
 		json_start_array(NULL);
-	if (only) {
-		err = show_stats(only, ncpu);
-		n = 1;
-	} else {
-		d = opendir(KCM_PIN_ROOT);
-		while (d && (de = readdir(d))) {
-			if (de->d_name[0] == '.')
-				continue;
-			if (n++ && !env.json)
-				putchar('\n');
-			if (show_stats(de->d_name, ncpu))
-				err = EXIT_FAIL;
-		}
-		if (d)
-			closedir(d);
-	}
+	if (only)
+		show_one(only, &p);
+	else
+		kcm_mux_list(show_one, &p);
 	if (env.json) {
 		json_end_array();
 		json_done();
-	} else if (!n) {
-		printf("no muxes (nothing under %s)\n", KCM_PIN_ROOT);
+	} else if (!p.n) {
+		printf("no muxes (nothing under %s)\n", kcm_pin_root());
 	}
 	fflush(stdout);
-	return err;
+	return p.err;
 }
 
 int cmd_stats(int argc, char **argv)
@@ -253,10 +236,10 @@ int cmd_stats(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	int c, ncpu = libbpf_num_possible_cpus(), err;
 	const char *name = NULL;
 	uint64_t watch = 0;
-	char path[256];
+	char path[300] = "";
+	int c, err;
 
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":w:jh", opts, NULL)) != -1) {
@@ -286,20 +269,24 @@ int cmd_stats(int argc, char **argv)
 	}
 	if (argc - optind > 1)
 		return usage_error("stats", "expected at most one NAME");
-	if (ncpu <= 0)
-		return fail("failed to count possible CPUs: %s", strerror(-ncpu));
 	if (optind < argc) {
+		struct kcm_mux *mux;
+
 		name = argv[optind];
-		err = pinned_name_arg("stats", name, path, sizeof(path));
-		if (err)
-			return err;
+		if (kcm_name_check(name))
+			return usage_error("stats", "invalid name '%s'", name);
+		mux = open_whole(name); /* no such mux: exit 1 before any output */
+		if (!mux)
+			return EXIT_FAIL;
+		kcm_mux_close(mux);
+		snprintf(path, sizeof(path), "%s/%s", kcm_pin_root(), name);
 	}
 	if (!watch)
-		return show_all(name, ncpu);
+		return show_all(name);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	while (!stop) {
-		err = show_all(name, ncpu);
+		err = show_all(name);
 		if (err || (name && access(path, F_OK)))
 			return err ? err : fail("mux '%s' is gone", name);
 		for (uint64_t i = 0; i < watch * 10 && !stop; i++)

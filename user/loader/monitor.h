@@ -12,7 +12,7 @@
 
 #include "kcm.h"
 #include "kcm_shared.h"
-#include "pinned.h"
+#include "format.h"
 
 #define RESCAN_NS (500ULL * 1000 * 1000) /* look for transports attached later */
 #define U(x) ((unsigned long long)(x))
@@ -23,7 +23,8 @@ struct ring_buffer;
 
 struct monitor {
 	const char *name;
-	struct pinned pins;
+	struct kcm_mux *mux;			/* its maps; kcm_mux_flow(): braking episodes */
+	int cfg_fd, events_fd, info_fd, slot_fd; /* health_cfg, events, transport_info/slot */
 	struct kcm_health_bpf *skel;
 	struct bpf_link *sockops_link, *arm_link;
 	bool traced;				/* tracepoints instead of arming */
@@ -39,7 +40,6 @@ struct monitor {
 	__u64 armed[KCM_MAX_TRANSPORTS];	/* cookie armed in each slot */
 	__u64 refused[KCM_MAX_TRANSPORTS];	/* cookie we failed to arm (reported once) */
 	unsigned int narmed;
-	struct kcm_mux *mux;			/* for kcm_mux_flow(): braking episodes */
 	__u64 brake_start_ns;			/* 0: not braking */
 	uint64_t brakes_seen;			/* kcm_flow.brakes at the last look */
 	uint32_t brake_peak;			/* most transports braked in this episode */

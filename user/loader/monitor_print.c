@@ -36,7 +36,7 @@ static void addrs_from_info(struct monitor *m, struct kcm_event *e)
 	struct kcm_transport_info info;
 
 	if (e->family || e->slot >= KCM_MAX_TRANSPORTS ||
-	    bpf_map_lookup_elem(m->pins.map[KCM_MAP_TRANSPORT_INFO], &e->slot, &info) ||
+	    bpf_map_lookup_elem(m->info_fd, &e->slot, &info) ||
 	    info.cookie != e->cookie)
 		return;
 	e->family = info.family;

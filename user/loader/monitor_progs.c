@@ -21,7 +21,6 @@
 #include "kcm_health.skel.h"
 #include "loader.h"
 #include "monitor.h"
-#include "pidfd.h"
 
 #ifndef SO_COOKIE
 #define SO_COOKIE 57
@@ -187,9 +186,9 @@ static int arm_one(pid_t pid, int fd, __u64 cookie, __u32 flags)
 	__u64 got = 0;
 	int copy, err;
 
-	copy = kcm_pidfd_getfd(pid, fd);
+	copy = kcm_process_fd(pid, fd);
 	if (copy < 0)
-		return copy;
+		return -errno;
 	err = sock_cookie(copy, &got);
 	if (!err && got != cookie)
 		err = -ESTALE; /* the owner reused the fd number */
@@ -224,11 +223,11 @@ static void arm_from_pid(struct monitor *m, __u32 flags)
 		n = readlink(path, link, sizeof(link) - 1);
 		if (n <= 0 || strncmp(link, "socket:", 7))
 			continue;
-		copy = kcm_pidfd_getfd(m->arm_pid, atoi(de->d_name));
+		copy = kcm_process_fd(m->arm_pid, atoi(de->d_name));
 		if (copy < 0)
 			continue;
 		if (!sock_cookie(copy, &cookie) &&
-		    !bpf_map_lookup_elem(m->pins.map[KCM_MAP_TRANSPORT_SLOT], &cookie, &slot) &&
+		    !bpf_map_lookup_elem(m->slot_fd, &cookie, &slot) &&
 		    slot < KCM_MAX_TRANSPORTS && (!flags || m->armed[slot] != cookie) &&
 		    !arm_fd(copy, flags) && flags) {
 			if (!m->armed[slot])
@@ -262,7 +261,7 @@ static const char *arm_hint(int err)
 /* Arm every attached transport not armed yet (transport_slot: cookie -> slot). */
 void arm_new(struct monitor *m)
 {
-	int slot_fd = m->pins.map[KCM_MAP_TRANSPORT_SLOT];
+	int slot_fd = m->slot_fd;
 	__u64 cookie, next, *prev = NULL;
 	struct kcm_transport_info info;
 	__u32 slot;
@@ -274,7 +273,7 @@ void arm_new(struct monitor *m)
 		if (bpf_map_lookup_elem(slot_fd, &cookie, &slot) || slot >= KCM_MAX_TRANSPORTS ||
 		    m->armed[slot] == cookie || m->refused[slot] == cookie)
 			continue;
-		if (bpf_map_lookup_elem(m->pins.map[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
+		if (bpf_map_lookup_elem(m->info_fd, &slot, &info) ||
 		    info.cookie != cookie)
 			continue; /* attach still in progress: next scan */
 		err = arm_one(info.pid, info.fd, cookie, KCM_HEALTH_CB_ALL);
@@ -310,7 +309,7 @@ void disarm_all(struct monitor *m)
 	for (__u32 slot = 0; slot < KCM_MAX_TRANSPORTS && m->narmed; slot++) {
 		if (!m->armed[slot])
 			continue;
-		if (!bpf_map_lookup_elem(m->pins.map[KCM_MAP_TRANSPORT_INFO], &slot, &info) &&
+		if (!bpf_map_lookup_elem(m->info_fd, &slot, &info) &&
 		    info.cookie == m->armed[slot])
 			arm_one(info.pid, info.fd, info.cookie, 0);
 		m->armed[slot] = 0;
@@ -320,10 +319,7 @@ void disarm_all(struct monitor *m)
 
 int reuse_maps(struct monitor *m)
 {
-	char who[96];
-
-	snprintf(who, sizeof(who), "the health programs of mux '%s'", m->name);
-	if (kcm_shared_maps_reuse(m->skel->obj, "", m->pins.map, who))
+	if (kcm_mux_share_maps(m->mux, m->skel->obj, ""))
 		return fail("%s (was the mux created by an older kcm-loader? `kcm-loader "
 			    "destroy` and create it again)", kcm_last_error());
 	return 0;

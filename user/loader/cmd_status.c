@@ -173,7 +173,7 @@ static int show_mux(const char *name, void *ctx)
 	if (!mux || kcm_mux_state(mux, &st)) {
 		fail_lib("failed to read mux", errno);
 		kcm_mux_close(mux);
-		return 0; /* the others are still shown */
+		return 1; /* the others are still shown */
 	}
 	show_config(name, &st);
 	state = kcm_mux_health_name(st.health);
@@ -187,7 +187,7 @@ static int show_mux(const char *name, void *ctx)
 			       st.missing);
 		}
 		kcm_mux_close(mux);
-		return 0;
+		return 1;
 	}
 	SHOW_LIST("programs", "programs (as the kernel reports them)", kcm_program_foreach,
 		  show_program, mux);
@@ -207,24 +207,33 @@ static int show_mux(const char *name, void *ctx)
 		       st.stale ? " (some entries are stale: their sockets closed)" : "");
 	}
 	kcm_mux_close(mux);
-	return 0;
+	return st.health != KCM_MUX_OK;
 }
+
+struct listing {
+	int shown, not_ok;
+};
 
 static int count_mux(const char *name, void *ctx)
 {
-	(*(int *)ctx)++;
-	return show_mux(name, NULL);
+	struct listing *l = ctx;
+
+	l->shown++;
+	l->not_ok += show_mux(name, NULL);
+	return 0;
 }
 
 int cmd_status(int argc, char **argv)
 {
-	int n = 0, ret;
+	struct listing l = { 0 };
+	int ret;
 
 	ret = json_help_options("status", argc, argv,
 		"Usage: kcm-loader status [NAME] [--json]\n\n"
 		"Show each mux: framing, the programs the kernel reports attached to\n"
 		"its maps, its transports and KCM sockets with their counters, and\n"
-		"anything stale. Exit 1 when NAME does not exist.\n");
+		"anything stale. Exit 1 when NAME does not exist or a mux shown is not ok\n"
+		"(incomplete, orphaned, broken, or made by another version).\n");
 	if (ret >= 0)
 		return ret;
 	if (argc - optind > 1)
@@ -241,12 +250,12 @@ int cmd_status(int argc, char **argv)
 		kcm_mux_close(mux);
 		if (env.json)
 			json_start_array(NULL);
-		show_mux(argv[optind], NULL);
+		ret = show_mux(argv[optind], NULL);
 		if (env.json) {
 			json_end_array();
 			json_done();
 		}
-		return EXIT_OK;
+		return ret ? EXIT_FAIL : EXIT_OK;
 	}
 	/* not there: no muxes; there and unreadable: say so rather than "no muxes" */
 	if (access(kcm_pin_root(), R_OK | X_OK) && errno != ENOENT)
@@ -254,12 +263,12 @@ int cmd_status(int argc, char **argv)
 			    errno == EACCES ? " (only root may read muxes)" : "");
 	if (env.json)
 		json_start_array(NULL);
-	kcm_mux_list(count_mux, &n);
+	kcm_mux_list(count_mux, &l);
 	if (env.json) {
 		json_end_array();
 		json_done();
-	} else if (!n) {
+	} else if (!l.shown) {
 		printf("no muxes (nothing under %s)\n", kcm_pin_root());
 	}
-	return EXIT_OK;
+	return l.not_ok ? EXIT_FAIL : EXIT_OK;
 }

@@ -112,3 +112,20 @@ C
 		grep -qE "\\b$f\\b" "$TOP/docs/libkcm.3" || { echo "libkcm.3 lacks $f"; false; }
 	done <"$TMP/declared"
 }
+
+@test "help texts cite documents that are installed: every *.md named is in the folder they give" {
+	run make -C "$TOP" --no-print-directory install DESTDIR="$TMP/root" PREFIX=/opt/kcm
+	[ "$status" -eq 0 ]
+	r=$TMP/root/opt/kcm
+	# nothing cites the source tree's docs/ folder
+	! strings "$r/bin/kcm-loader" "$r/lib/libkcm.so" | grep -n 'docs/[a-z-]*\.md'
+	for cmd in create attach connect monitor; do
+		run "$r/bin/kcm-loader" "$cmd" --help
+		[ "$status" -eq 0 ]
+		dir=$(sed -n 's/^The documents named \*\.md above are in \(.*\)\.$/\1/p' <<<"$output")
+		[ "$dir" = "$r/share/doc/kcm-bpf" ]
+		for md in $(grep -oE '[a-z-]+\.md' <<<"$output" | sort -u); do
+			[ -f "$dir/$md" ] || { echo "$cmd --help cites $md, not in $dir"; return 1; }
+		done
+	done
+}

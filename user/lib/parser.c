@@ -107,11 +107,11 @@ static struct bpf_program *find_parser(struct bpf_object *obj, const char *path,
 				"reads at offset 0); sockmap needs SEC(\"sk_skb/stream_parser\") and "
 				"reads relative to the message start: include kcm_parser.h, wrap the "
 				"function in KCM_PARSER(name) and replace load_word(skb, 0) with "
-				"kcm_load_be32(ctx, 0) (docs/parser-sdk.md)", path, kcm_style);
+				"kcm_load_be32(ctx, 0) (the comment at the top of kcm_parser.h)", path, kcm_style);
 	} else {
 		*err = kcm_fail(-ENOENT, "%s has no stream parser: no program in "
 				"SEC(\"sk_skb/stream_parser\"); write one with KCM_PARSER(name) from "
-				"kcm_parser.h (docs/parser-sdk.md)", path);
+				"kcm_parser.h (the comment at its top says how)", path);
 	}
 	return NULL;
 }

@@ -189,6 +189,7 @@ static void attach_help(void)
 	       "                gets a transport map of its own, steering into the same group\n"
 	       "  --frame NAME  --prog with a shipped parser (`kcm-loader parsers`)\n\n"
 	       TRANSPORT_OPTIONS_HELP);
+	help_docs();
 }
 
 static void unattach_help(void)

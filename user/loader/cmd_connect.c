@@ -118,7 +118,8 @@ static void connect_help(void)
 	       TRANSPORT_OPTIONS_HELP
 	       "\nHOST is a name or an address ([::1] for IPv6); a name's addresses are tried\n"
 	       "in turn. Exit status: 0 after a signal, 1 failure (no such mux), 2 usage error.\n"
-	       "See docs/connect-pool.md.\n", POOL_MAX_COUNT);
+	       "See connect-pool.md.\n", POOL_MAX_COUNT);
+	help_docs();
 }
 
 int cmd_connect(int argc, char **argv)

@@ -271,10 +271,11 @@ static void help(void)
 	       "                  only way where `kcm-loader check` lacks monitor-arm (Linux\n"
 	       "                  6.1), chosen there by itself; sees every TCP socket of the\n"
 	       "                  machine, whatever its cgroup, and costs more per segment\n"
-	       "  --json          one JSON object per event (fields: docs/monitor.md)\n\n"
+	       "  --json          one JSON object per event (fields: monitor.md)\n\n"
 	       "Each transport's callbacks are armed through its owner's fd (pidfd_getfd) and\n"
 	       "disarmed on exit; the programs are attached through links, so they go away with\n"
 	       "this process. One monitor per mux: the events and thresholds are the mux's.\n");
+	help_docs();
 }
 
 int cmd_monitor(int argc, char **argv)

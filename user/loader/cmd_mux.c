@@ -23,7 +23,7 @@ static void create_help(FILE *f)
 		"                        u32be+4 (Thrift, default), u16be+2 (DNS), u24be+9@0 (HTTP/2),\n"
 		"                        or a preset: thrift, dns, http2, kafka\n"
 		"  --prog OBJ            find messages with the stream parser in BPF object OBJ\n"
-		"                        (written with kcm_parser.h, see docs/parser-sdk.md);\n"
+		"                        (written with kcm_parser.h, see parser-sdk.md);\n"
 		"                        transports may then have parsers of their own\n"
 		"  --frame NAME          --prog with a shipped parser (`kcm-loader parsers`); its\n"
 		"                        user-space build splits batches, so the mux batches\n"
@@ -37,15 +37,17 @@ static void create_help(FILE *f)
 		"                        are complete; 1 = strict per-message round-robin, and\n"
 		"                        the only choice for parser programs without a splitter)\n"
 		"  --window SIZE         unread bytes one KCM socket may hold before messages go\n"
-		"                        to the others (default 2M, docs/flow-control.md)\n"
+		"                        to the others (default 2M, flow-control.md)\n"
 		"  --policy P            messages (default) or bytes: what round-robin balances\n"
 		"  --transport-rcvbuf SIZE|keep  SO_RCVBUF for attached sockets (default: the\n"
 		"                        larger of 256K and --max, 64K without a splitter;\n"
-		"                        keep: autotuned; bounds memory, docs/memory.md)\n"
+		"                        keep: autotuned; bounds memory, memory.md)\n"
 		"  --member-rcvbuf SIZE  SO_RCVBUF of each KCM socket (default 32M)\n"
 		"  -j, --json            print the result as JSON\n"
 		"  -h, --help            this text\n",
 		KCM_MAX_BATCH);
+	if (f == stdout)
+		help_docs();
 }
 
 int cmd_create(int argc, char **argv)

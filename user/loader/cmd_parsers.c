@@ -27,19 +27,12 @@ static const struct {
 static int parser_dirs(char dirs[][PATH_MAX], int max)
 {
 	char exe[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	const char *env_dir = getenv("KCM_PARSER_DIR");
 	int k = 0;
 
 	if (env_dir && *env_dir && k < max)
 		snprintf(dirs[k++], PATH_MAX, "%s", env_dir);
-	if (n > 0) {
-		char *slash;
-
-		exe[n] = '\0';
-		slash = strrchr(exe, '/');
-		if (slash)
-			*slash = '\0';
+	if (!exe_dir(exe, sizeof(exe))) {
 		if (k < max) /* the build tree: build/kcm-loader, build/parsers/ */
 			snprintf(dirs[k++], PATH_MAX, "%.*s/parsers", PATH_MAX - 9, exe);
 		if (k < max) /* installed: PREFIX/bin, PREFIX/lib/kcm-bpf/parsers */

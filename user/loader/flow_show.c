@@ -40,7 +40,9 @@ void show_flow(const char *name)
 	printf("\n        brakes %llu releases %llu saturated %llu controller %s",
 	       (unsigned long long)f.brakes, (unsigned long long)f.releases,
 	       (unsigned long long)f.saturated, f.controller ? "" : "none (no process of the "
-	       "mux has a KCM socket: messages are dropped, see docs/flow-control.md)");
+	       "mux has a KCM socket: messages are dropped, see ");
+	if (!f.controller)
+		printf("%s/flow-control.md)", doc_dir());
 	if (f.controller)
 		printf("pid %d", f.controller);
 	printf("\n");

@@ -37,6 +37,13 @@ int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 bool pid_alive(pid_t pid);
 
+/* paths.c: the folder of the running kcm-loader; the folder of kcm-bpf's documents
+ * (installed beside it, or the tree's docs/); help_docs() says where they are, after a
+ * help text that names some. */
+int exe_dir(char *buf, size_t len);
+const char *doc_dir(void);
+void help_docs(void);
+
 /* cmd_monitor.c: whether monitor can arm transports on this kernel (kcm-loader check):
  * 0, -EOPNOTSUPP when the kernel cannot, or another -errno; what was seen in @seen */
 int monitor_check_arm(char *seen, size_t len);

@@ -18,7 +18,7 @@
 #define TRANSPORT_OPT_CHARS "NKURTL"
 
 #define TRANSPORT_OPTIONS_HELP                                                            \
-	"Transport options (docs/transport-options.md):\n"                               \
+	"Transport options (transport-options.md):\n"                                    \
 	"  --nodelay                  TCP_NODELAY: replies leave without waiting\n"       \
 	"  --keepalive IDLE[,INTVL[,CNT]]  probe an idle peer: find it gone after\n"      \
 	"                             IDLE + INTVL * CNT seconds\n"                       \

@@ -311,3 +311,30 @@ json_only() {
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"unknown option '-x'"* ]]
 }
+
+@test "help COMMAND, -v and -p anywhere, -p's JSON parses, undocumented short options refused" {
+	run "$LOADER" help
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"help [COMMAND]"* ]]
+	run "$LOADER" help stats
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"Usage: kcm-loader stats"* ]]
+	run "$LOADER" help nosuch
+	[ "$status" -eq 2 ]
+	# -v after the command is taken, not refused
+	run "$LOADER" status -v
+	[ "$status" -eq 0 ]
+	"$LOADER" create "$MUX"
+	# -p: indented JSON, the same document as -j
+	run "$LOADER" status "$MUX" -p
+	[ "$status" -eq 0 ]
+	[ "${#lines[@]}" -gt 10 ]
+	[[ "${lines[1]}" == '  {' ]]
+	[ "$(jq -c . <<<"$output")" = "$("$LOADER" -j status "$MUX" | jq -c .)" ]
+	# short options no help text names
+	for args in "clean -a" "stats -w 1" "monitor $MUX -d 1"; do
+		run "$LOADER" $args
+		[ "$status" -eq 2 ]
+		[[ "$output" == *"unknown option"* ]]
+	done
+}

@@ -312,7 +312,7 @@ int cmd_monitor(int argc, char **argv)
 
 	optind = 0;
 	err = EXIT_USAGE;
-	while ((c = getopt_long(argc, argv, ":js:r:R:oSg:c:d:f:Cp:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			env.json = true;

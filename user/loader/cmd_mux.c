@@ -318,7 +318,7 @@ int cmd_clean(int argc, char **argv)
 	DIR *d;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":anjh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'a':
 			all = true;

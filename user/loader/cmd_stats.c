@@ -242,7 +242,7 @@ int cmd_stats(int argc, char **argv)
 	int c, err;
 
 	optind = 0;
-	while ((c = getopt_long(argc, argv, ":w:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'w':
 			if (parse_u64(optarg, 1, 3600, &watch))

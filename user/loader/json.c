@@ -9,17 +9,44 @@
 
 static bool need_comma[MAX_DEPTH];
 static int depth;
+static bool pretty;
+
+void json_set_pretty(bool on)
+{
+	pretty = on;
+}
+
+static void newline(int level)
+{
+	if (!pretty)
+		return;
+	putchar('\n');
+	for (int i = 0; i < level; i++)
+		fputs("  ", stdout);
+}
 
 static void key_prefix(const char *key)
 {
 	if (need_comma[depth])
 		putchar(',');
+	if (depth)
+		newline(depth);
 	need_comma[depth] = true;
 	if (key) {
 		putchar('"');
 		fputs(key, stdout);
-		fputs("\":", stdout);
+		fputs(pretty ? "\": " : "\":", stdout);
 	}
+}
+
+/* Before a closing bracket: on a line of its own when the scope had members. */
+static void close_scope(char c)
+{
+	if (need_comma[depth] && depth)
+		newline(depth - 1);
+	putchar(c);
+	if (depth)
+		depth--;
 }
 
 static void open_scope(const char *key, char c)
@@ -42,16 +69,12 @@ void json_start_array(const char *key)
 
 void json_end_object(void)
 {
-	putchar('}');
-	if (depth)
-		depth--;
+	close_scope('}');
 }
 
 void json_end_array(void)
 {
-	putchar(']');
-	if (depth)
-		depth--;
+	close_scope(']');
 }
 
 void json_string(const char *key, const char *val)

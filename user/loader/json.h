@@ -15,6 +15,8 @@ void json_uint(const char *key, uint64_t val);
 void json_int(const char *key, int64_t val);
 void json_bool(const char *key, bool val);
 void json_null(const char *key);
+/* -p: one member per line, indented */
+void json_set_pretty(bool on);
 /* Finish the document with a newline. */
 void json_done(void);
 

@@ -34,6 +34,7 @@ static const struct cmd {
 	{ "destroy", cmd_destroy, "destroy NAME                    unpin a mux (gone when unused)" },
 	{ "clean", cmd_clean, "clean [--all] [--dry-run]       remove what crashed runs left" },
 	{ "check", cmd_check, "check [--json]                  what works on this kernel, what to do" },
+	{ "help", NULL, "help [COMMAND]                  this text, or a command's" },
 };
 
 static void usage(FILE *f)
@@ -45,7 +46,8 @@ static void usage(FILE *f)
 		fprintf(f, "  %s\n", cmds[i].summary);
 	fprintf(f, "\nOptions:\n"
 		   "  -j, --json     JSON output for every command; failures as {\"error\": ...}\n"
-		   "  -v, --verbose  show libbpf and verifier messages\n"
+		   "  -p, --pretty   JSON, indented\n"
+		   "  -v, --verbose  show libbpf and verifier messages (after the command too)\n"
 		   "  -h, --help     this text; `kcm-loader COMMAND --help` for a command\n"
 		   "  -V, --version  print the version\n\n"
 		   "Muxes are pinned under /sys/fs/bpf/kcm/NAME/. Exit status: 0 ok, 1 failure,\n"
@@ -259,10 +261,41 @@ bool pid_alive(pid_t pid)
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
+/*
+ * -v, -p and -j mean the same after a command as before it: take -v and -p out of the
+ * command's arguments (from @from on, up to a "--"); the commands parse -j themselves.
+ * Returns the new argc.
+ */
+static int take_global_options(int argc, char **argv, int from)
+{
+	int out = from;
+
+	for (int i = from; i < argc; i++) {
+		if (!strcmp(argv[i], "--")) {
+			while (i < argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+			env.verbose = true;
+			continue;
+		}
+		if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--pretty")) {
+			env.json = true;
+			json_set_pretty(true);
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	argv[out] = NULL;
+	return out;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "pretty", no_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -271,10 +304,14 @@ int main(int argc, char **argv)
 	int c;
 
 	opterr = 0; /* bad_option() says it, naming the option */
-	while ((c = getopt_long(argc, argv, "+:jvhV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:jpvhV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			env.json = true;
+			break;
+		case 'p':
+			env.json = true;
+			json_set_pretty(true);
 			break;
 		case 'v':
 			env.verbose = true;
@@ -300,8 +337,19 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
+	if (!strcmp(argv[optind], "help")) {
+		if (optind + 1 >= argc) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		/* help COMMAND: COMMAND --help */
+		argv[optind] = argv[optind + 1];
+		argv[optind + 1] = "--help";
+		argc = optind + 2;
+	}
+	argc = take_global_options(argc, argv, optind + 1);
 	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
-		if (strcmp(argv[optind], cmds[i].name))
+		if (strcmp(argv[optind], cmds[i].name) || !cmds[i].fn)
 			continue;
 		optind++;
 		argv[optind - 1] = (char *)cmds[i].name;

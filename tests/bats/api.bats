@@ -129,3 +129,8 @@ api_group() {
 	require_root
 	api_group inspect_ inspect_mux
 }
+
+@test "kcm_set_print: libbpf's messages go to the function set, nowhere with NULL" {
+	require_root
+	api_group set_print set_print
+}

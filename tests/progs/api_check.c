@@ -1698,6 +1698,62 @@ out:
 	kcm_mux_unpin(pin_name);
 }
 
+/* ---- kcm_set_print ---- */
+
+static int printed[3];
+
+static int count_print(enum kcm_print_level level, const char *fmt, va_list ap)
+{
+	(void)fmt;
+	(void)ap;
+	if (level <= KCM_PRINT_DEBUG)
+		printed[level]++;
+	return 0;
+}
+
+static int print_stderr(enum kcm_print_level level, const char *fmt, va_list ap)
+{
+	return level == KCM_PRINT_DEBUG ? 0 : vfprintf(stderr, fmt, ap);
+}
+
+/* A mux whose parser object is not ELF: libbpf says so, through whatever print is set. */
+static void load_garbage(const char *path)
+{
+	struct kcm_mux *m = kcm_mux_create(&(struct kcm_mux_opts){
+		.sz = sizeof(struct kcm_mux_opts), .parser = path });
+
+	if (m)
+		FAILF("kcm_mux_create with a parser that is not ELF succeeded");
+	kcm_mux_destroy(m);
+}
+
+static void t_set_print(void)
+{
+	char path[] = "/tmp/api_check_garbage_XXXXXX";
+	kcm_print_fn old;
+	int fd = mkstemp(path);
+
+	if (fd < 0 || write(fd, "not an ELF object\n", 18) != 18) {
+		FAILF("temporary file: %s", strerror(errno));
+		return;
+	}
+	close(fd);
+	memset(printed, 0, sizeof(printed));
+	kcm_set_print(count_print);
+	load_garbage(path);
+	CHECK_EQ(printed[KCM_PRINT_WARN] + printed[KCM_PRINT_INFO] + printed[KCM_PRINT_DEBUG] > 0,
+		 true, "libbpf's messages reach the function set (warn %d info %d debug %d)",
+		 printed[KCM_PRINT_WARN], printed[KCM_PRINT_INFO], printed[KCM_PRINT_DEBUG]);
+	old = kcm_set_print(NULL);
+	CHECK_EQ(old == count_print, true, "kcm_set_print returns the function set before");
+	memset(printed, 0, sizeof(printed));
+	load_garbage(path);
+	CHECK_EQ(printed[KCM_PRINT_WARN] + printed[KCM_PRINT_INFO] + printed[KCM_PRINT_DEBUG], 0,
+		 "nothing printed after kcm_set_print(NULL)");
+	kcm_set_print(print_stderr); /* as libbpf's default, for the subtests after this */
+	unlink(path);
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(void);
@@ -1737,6 +1793,7 @@ static const struct {
 	{ "parser_api", t_parser_api },
 	{ "parser_recv", t_parser_recv },
 	{ "inspect_mux", t_inspect },
+	{ "set_print", t_set_print },
 };
 
 int main(int argc, char **argv)

@@ -16,6 +16,7 @@
 #ifndef KCM_H
 #define KCM_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -269,6 +270,13 @@ int kcm_recvmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);
 ssize_t kcm_send(int kcmfd, const void *buf, size_t len, int flags);
 ssize_t kcm_sendmsg(int kcmfd, const struct msghdr *msg, int flags);
 int kcm_sendmmsg(int kcmfd, struct mmsghdr *vec, unsigned int vlen, int flags);
+
+/* Where libbpf's messages go while libkcm loads programs (verifier logs included): to
+ * @fn, or nowhere when @fn is NULL. Returns the function set before (NULL at first:
+ * libbpf's default, warnings on stderr). One setting for the process, like libbpf's. */
+enum kcm_print_level { KCM_PRINT_WARN, KCM_PRINT_INFO, KCM_PRINT_DEBUG };
+typedef int (*kcm_print_fn)(enum kcm_print_level level, const char *fmt, va_list ap);
+kcm_print_fn kcm_set_print(kcm_print_fn fn);
 
 /* What the last failing libkcm call in this thread was doing, with the object and the
  * cause, e.g. "failed to attach stream parser to transport map: Invalid argument". */

@@ -9,6 +9,25 @@
 #include "internal.h"
 
 static __thread char last_error[512];
+static kcm_print_fn print_fn;
+
+static int print_forward(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	kcm_print_fn fn = __atomic_load_n(&print_fn, __ATOMIC_ACQUIRE);
+
+	if (!fn)
+		return 0;
+	return fn(level == LIBBPF_WARN ? KCM_PRINT_WARN :
+		  level == LIBBPF_INFO ? KCM_PRINT_INFO : KCM_PRINT_DEBUG, fmt, ap);
+}
+
+kcm_print_fn kcm_set_print(kcm_print_fn fn)
+{
+	kcm_print_fn old = __atomic_exchange_n(&print_fn, fn, __ATOMIC_ACQ_REL);
+
+	libbpf_set_print(print_forward);
+	return old;
+}
 
 const char *kcm_last_error(void)
 {

@@ -172,13 +172,13 @@ int fail_lib(const char *what, int err)
 	return EXIT_FAIL;
 }
 
-static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+static int libbpf_print(enum kcm_print_level level, const char *fmt, va_list ap)
 {
 	int n;
 
 	if (env.verbose)
 		return vfprintf(stderr, fmt, ap);
-	if (level == LIBBPF_DEBUG)
+	if (level == KCM_PRINT_DEBUG)
 		return 0;
 	if (bpf_log_len > sizeof(bpf_log) / 2) { /* keep the newest half */
 		memmove(bpf_log, bpf_log + bpf_log_len / 2, bpf_log_len - bpf_log_len / 2);
@@ -332,7 +332,7 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	libbpf_set_print(libbpf_print);
+	kcm_set_print(libbpf_print);
 	if (optind >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;

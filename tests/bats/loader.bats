@@ -12,6 +12,8 @@ setup() {
 
 teardown() {
 	common_teardown
+	# the KCM_BPFFS test's private bpffs, if it failed before unmounting it
+	mountpoint -q "$TMP/bpffs" 2>/dev/null && umount "$TMP/bpffs"
 	rm -rf "$TMP"
 }
 
@@ -337,4 +339,27 @@ json_only() {
 		[ "$status" -eq 2 ]
 		[[ "$output" == *"unknown option"* ]]
 	done
+}
+
+@test "KCM_BPFFS: a private bpffs holds the muxes; libkcm mounts none unless asked" {
+	mkdir -p "$TMP/bpffs" "$TMP/plain"
+	mount -t bpf bpf "$TMP/bpffs"
+	KCM_BPFFS=$TMP/bpffs "$LOADER" create "$MUX"
+	[ -d "$TMP/bpffs/kcm/$MUX" ]
+	[ ! -e "/sys/fs/bpf/kcm/$MUX" ]
+	run env KCM_BPFFS="$TMP/bpffs" "$LOADER" -j status "$MUX"
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '.[0].state' <<<"$output")" = ok ]
+	run "$LOADER" status "$MUX"
+	[ "$status" -eq 1 ]
+	KCM_BPFFS=$TMP/bpffs "$LOADER" destroy "$MUX"
+	[ ! -e "$TMP/bpffs/kcm" ]
+	umount "$TMP/bpffs"
+	# a library pin where no bpffs is: refused, naming the place (kcm_server pins with
+	# libkcm, which mounts nothing unless kcm_mux_opts.mount_bpffs asks)
+	run env KCM_BPFFS="$TMP/plain" "$PROGS/kcm_server" --listen 127.0.0.1:0 --pin "$MUX" \
+		--conns 1 --timeout 5
+	[ "$status" -ne 0 ]
+	[[ "$output" == *"no bpf filesystem at $TMP/plain"* ]]
+	[ -z "$(ls -A "$TMP/plain")" ]
 }

@@ -98,6 +98,9 @@ struct kcm_mux_opts {
 	 * sockmap (Linux 6.1).
 	 */
 	const char *splitter;
+	/* With @pin_name: mount a bpf filesystem at kcm_pin_root()'s parent when none is
+	 * there (kcm-loader create does). Otherwise a missing bpffs fails with ENODEV. */
+	bool mount_bpffs;
 };
 
 struct kcm_mux;

@@ -142,7 +142,8 @@ int kcm_name_check(const char *name);
 /* The mount point of cgroup v2 (kcm-loader monitor's programs attach there), from
  * /proc/mounts: 0, -ENOENT when none is mounted, or -errno (no errno convention). */
 int kcm_cgroup2_root(char *buf, size_t len);
-/* The folder muxes are pinned in, "/sys/fs/bpf/kcm". */
+/* The folder muxes are pinned in: "/sys/fs/bpf/kcm", or "$KCM_BPFFS/kcm" when the
+ * environment variable KCM_BPFFS names another bpffs (read once per process). */
 const char *kcm_pin_root(void);
 
 /* The data plane's counters, summed over CPUs. */

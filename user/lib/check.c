@@ -118,18 +118,20 @@ static void check_privileges(struct run *r)
 
 static void check_bpffs(struct run *r)
 {
+	static char fix[300];
+	const char *fs = kcm_bpffs();
 	struct statfs st;
 
-	if (statfs(KCM_BPFFS, &st))
-		report(r, "bpffs", KCM_CHECK_MISSING, "pinned muxes (kcm-loader, sharing)",
-		       "mount -t bpf bpf " KCM_BPFFS, KCM_BPFFS ": %s", strerror(errno));
+	snprintf(fix, sizeof(fix), "mount -t bpf bpf %s", fs);
+	if (statfs(fs, &st))
+		report(r, "bpffs", KCM_CHECK_MISSING, "pinned muxes (kcm-loader, sharing)", fix,
+		       "%s: %s", fs, strerror(errno));
 	else if (st.f_type != BPF_FS_MAGIC)
-		report(r, "bpffs", KCM_CHECK_MISSING, "pinned muxes (kcm-loader, sharing)",
-		       "mount -t bpf bpf " KCM_BPFFS,
-		       KCM_BPFFS " is not a bpf filesystem (type %#lx)", (unsigned long)st.f_type);
+		report(r, "bpffs", KCM_CHECK_MISSING, "pinned muxes (kcm-loader, sharing)", fix,
+		       "%s is not a bpf filesystem (type %#lx)", fs, (unsigned long)st.f_type);
 	else
 		report(r, "bpffs", KCM_CHECK_OK, "pinned muxes (kcm-loader, sharing)", NULL,
-		       KCM_BPFFS " is mounted");
+		       "%s is mounted", fs);
 }
 
 static void check_btf(struct run *r)

@@ -400,7 +400,7 @@ int kcm_mux_list(int (*fn)(const char *name, void *ctx), void *ctx)
 		errno = EINVAL;
 		return -1;
 	}
-	d = opendir(KCM_PIN_ROOT);
+	d = opendir(kcm_pin_root());
 	if (!d)
 		return errno == ENOENT ? 0 : -1;
 	while (!r && (de = readdir(d)))
@@ -408,11 +408,6 @@ int kcm_mux_list(int (*fn)(const char *name, void *ctx), void *ctx)
 			r = fn(de->d_name, ctx);
 	closedir(d);
 	return r;
-}
-
-const char *kcm_pin_root(void)
-{
-	return KCM_PIN_ROOT;
 }
 
 int kcm_mux_map_fd(struct kcm_mux *mux, const char *name)

@@ -51,6 +51,7 @@ struct kcm_mux {
 	int split_prog;			/* splitter "prog": the parser as a tc program, or -1 */
 	char name[KCM_NAME_MAX];	/* pin name, "" when private */
 	bool inspect;			/* kcm_mux_open_opts(.inspect): read only */
+	bool mount_bpffs;		/* kcm_mux_opts.mount_bpffs, while creating */
 	char missing[32];		/* inspect: the first pin that was not there */
 	int lock_fd;			/* bpffs folder for flock(), -1 when private */
 	pthread_mutex_t lock;		/* members, transport table */

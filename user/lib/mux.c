@@ -105,10 +105,12 @@ static int mux_pin(struct kcm_mux *mux)
 	char path[256];
 	int err, lock;
 
-	lock = kcm_pins_lock();
+	lock = kcm_pins_lock(mux->mount_bpffs);
+	if (lock == -ENODEV)
+		return lock; /* said why */
 	if (lock < 0)
 		return kcm_fail(lock, "failed to prepare %s (bpffs mounted and writable?)",
-				KCM_PIN_ROOT);
+				kcm_pin_root());
 	err = kcm_pin_path(path, sizeof(path), mux->name, NULL);
 	if (!err && mkdir(path, 0700))
 		err = kcm_fail(-errno, "failed to create %s", path); /* EEXIST: name taken */
@@ -239,6 +241,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 		close(parser_fd); /* the transport map holds it */
 	if (!err && opts->pin_name) {
 		snprintf(mux->name, sizeof(mux->name), "%s", opts->pin_name);
+		mux->mount_bpffs = opts->mount_bpffs;
 		err = mux_pin(mux);
 		if (err)
 			mux->name[0] = '\0'; /* not ours to unpin */

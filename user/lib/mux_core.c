@@ -16,7 +16,7 @@ int kcm_mux_lock(struct kcm_mux *mux)
 	pthread_mutex_lock(&mux->lock);
 	if (!mux->name[0])
 		return 0;
-	fd = kcm_pins_lock();
+	fd = kcm_pins_lock(false);
 	if (fd < 0) {
 		pthread_mutex_unlock(&mux->lock);
 		return fd;

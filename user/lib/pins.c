@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <mntent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -60,20 +61,45 @@ int kcm_name_check(const char *name)
 	return 0;
 }
 
-int kcm_bpffs_prepare(void)
+const char *kcm_bpffs(void)
+{
+	static char dir[256];
+
+	if (!dir[0]) {
+		const char *env = getenv("KCM_BPFFS");
+
+		snprintf(dir, sizeof(dir), "%s", env && env[0] == '/' ? env : KCM_BPFFS_DEFAULT);
+	}
+	return dir;
+}
+
+const char *kcm_pin_root(void)
+{
+	static char dir[300];
+
+	if (!dir[0])
+		snprintf(dir, sizeof(dir), "%s/kcm", kcm_bpffs());
+	return dir;
+}
+
+int kcm_bpffs_prepare(bool may_mount)
 {
 	struct statfs st;
 
-	if (statfs(KCM_BPFFS, &st) || st.f_type != BPF_FS_MAGIC) {
-		if (mkdir(KCM_BPFFS, 0700) && errno != EEXIST)
+	if (statfs(kcm_bpffs(), &st) || st.f_type != BPF_FS_MAGIC) {
+		if (!may_mount)
+			return kcm_fail(-ENODEV, "no bpf filesystem at %s (mount it with `mount -t "
+					"bpf bpf %s`; kcm-loader create does)", kcm_bpffs(),
+					kcm_bpffs());
+		if (mkdir(kcm_bpffs(), 0700) && errno != EEXIST)
 			return -errno;
-		if (mount("bpf", KCM_BPFFS, "bpf", 0, "mode=0700"))
+		if (mount("bpf", kcm_bpffs(), "bpf", 0, "mode=0700"))
 			return -errno;
 	}
-	if (mkdir(KCM_PIN_ROOT, 0700) && errno != EEXIST)
+	if (mkdir(kcm_pin_root(), 0700) && errno != EEXIST)
 		return -errno;
 	/* Only root may write pins: a writable sockmap lets anyone steal messages. */
-	if (chmod(KCM_PIN_ROOT, 0700))
+	if (chmod(kcm_pin_root(), 0700))
 		return -errno;
 	return 0;
 }
@@ -100,16 +126,16 @@ int kcm_cgroup2_root(char *buf, size_t len)
  * The lock is the folder itself. The last unpin removes the folder, so a waiter may
  * get the lock of a folder that is gone: it then starts again on the new one.
  */
-int kcm_pins_lock(void)
+int kcm_pins_lock(bool may_mount)
 {
 	struct stat held, now;
 	int fd, err;
 
 	for (int tries = 0; tries < 100; tries++) {
-		err = kcm_bpffs_prepare();
+		err = kcm_bpffs_prepare(may_mount);
 		if (err)
 			return err;
-		fd = open(KCM_PIN_ROOT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = open(kcm_pin_root(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0) {
 			if (errno == ENOENT)
 				continue;
@@ -120,7 +146,7 @@ int kcm_pins_lock(void)
 			close(fd);
 			return err;
 		}
-		if (!fstat(fd, &held) && !stat(KCM_PIN_ROOT, &now) && held.st_ino == now.st_ino &&
+		if (!fstat(fd, &held) && !stat(kcm_pin_root(), &now) && held.st_ino == now.st_ino &&
 		    held.st_dev == now.st_dev)
 			return fd;
 		close(fd);
@@ -136,7 +162,7 @@ void kcm_pins_unlock(int fd)
 
 void kcm_pins_remove_root(void)
 {
-	rmdir(KCM_PIN_ROOT); /* only when empty; the caller holds the lock */
+	rmdir(kcm_pin_root()); /* only when empty; the caller holds the lock */
 }
 
 int kcm_pin_path(char *buf, size_t len, const char *name, const char *file)
@@ -144,9 +170,9 @@ int kcm_pin_path(char *buf, size_t len, const char *name, const char *file)
 	int n;
 
 	if (file)
-		n = snprintf(buf, len, "%s/%s/%s", KCM_PIN_ROOT, name, file);
+		n = snprintf(buf, len, "%s/%s/%s", kcm_pin_root(), name, file);
 	else
-		n = snprintf(buf, len, "%s/%s", KCM_PIN_ROOT, name);
+		n = snprintf(buf, len, "%s/%s", kcm_pin_root(), name);
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
@@ -161,7 +187,7 @@ int kcm_mux_unpin(const char *name)
 	err = kcm_name_check(name);
 	if (err)
 		goto out;
-	lock = kcm_pins_lock();
+	lock = kcm_pins_lock(false);
 	if (lock < 0) {
 		err = lock;
 		goto out;

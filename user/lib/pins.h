@@ -3,8 +3,12 @@
 #ifndef KCM_PINS_H
 #define KCM_PINS_H
 
-#define KCM_BPFFS "/sys/fs/bpf"
-#define KCM_PIN_ROOT KCM_BPFFS "/kcm"
+#include <stdbool.h>
+
+/* bpffs: $KCM_BPFFS when set (an absolute path), else /sys/fs/bpf; muxes in its kcm/ */
+#define KCM_BPFFS_DEFAULT "/sys/fs/bpf"
+const char *kcm_bpffs(void);
+/* kcm_pin_root() (kcm.h): kcm_bpffs() "/kcm" */
 
 enum kcm_map_id {
 	KCM_MAP_TRANSPORTS,
@@ -37,7 +41,7 @@ enum kcm_prog_id {
 	KCM_PROG_COUNT,
 };
 
-/* File names under KCM_PIN_ROOT/<name>/, in enum order. */
+/* File names under kcm_pin_root()/<name>/, in enum order. */
 extern const char *const kcm_map_names[KCM_MAP_COUNT];
 extern const char *const kcm_prog_names[KCM_PROG_COUNT];
 
@@ -59,15 +63,17 @@ int kcm_shared_maps_reuse(struct bpf_object *obj, const char *prefix, const int 
 #define KCM_PARSER_MAP_FMT "transports_%u" /* bpffs refuses dots in names */
 
 /* kcm_name_check() is public (kcm.h): [A-Za-z0-9_-], 1..63 chars (bpffs refuses dots). */
-/* Mount bpffs on KCM_BPFFS when it is not there; create KCM_PIN_ROOT (0700). */
-int kcm_bpffs_prepare(void);
+/* Create kcm_pin_root() (0700) on bpffs; with @mount, mount bpffs first when it is not
+ * there, else a missing bpffs is -ENODEV. */
+int kcm_bpffs_prepare(bool mount);
 /* kcm_cgroup2_root() is public (kcm.h). */
-/* Open KCM_PIN_ROOT and flock() it: one loader or library call changes pins at a time. */
-int kcm_pins_lock(void);
+/* Open kcm_pin_root() and flock() it: one loader or library call changes pins at a time.
+ * @mount: kcm_bpffs_prepare()'s. */
+int kcm_pins_lock(bool mount);
 void kcm_pins_unlock(int fd);
-/* Remove KCM_PIN_ROOT when no mux is left in it, so nothing stays in bpffs. */
+/* Remove kcm_pin_root() when no mux is left in it, so nothing stays in bpffs. */
 void kcm_pins_remove_root(void);
-/* snprintf KCM_PIN_ROOT/<name>[/<file>] into @buf. */
+/* snprintf kcm_pin_root()/<name>[/<file>] into @buf. */
 int kcm_pin_path(char *buf, size_t len, const char *name, const char *file);
 
 #endif /* KCM_PINS_H */

@@ -68,6 +68,7 @@ int cmd_create(int argc, char **argv)
 		{},
 	};
 	struct kcm_mux_opts o = { .sz = sizeof(o), .framing = KCM_FRAMING_THRIFT,
+				  .mount_bpffs = true,
 				  .persistent = true };
 	struct kcm_mux *mux;
 	char spec[64], parser[PATH_MAX] = "";

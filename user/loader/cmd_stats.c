@@ -80,7 +80,7 @@ static int show_member(const struct kcm_member_status *m, void *ctx)
 		json_uint("slot", m->slot);
 		json_uint("cookie", m->cookie);
 		json_uint("pid", m->pid);
-		json_string("status", state);
+		json_string("state", state);
 		json_uint("rx_msgs", m->rx_msgs);
 		json_uint("rx_bytes", m->rx_bytes);
 		json_uint("tx_msgs", m->tx_msgs);
@@ -170,7 +170,7 @@ static int show_stats(const char *name)
 	show_totals(mux);
 	show_flow(name);
 	if (env.json)
-		json_start_array("kcm_sockets");
+		json_start_array("members");
 	else
 		printf("%-6s %10s %12s %10s %12s %8s %-8s %s\n", "KCM", "Rx-msgs", "Rx-bytes",
 		       "Tx-msgs", "Tx-bytes", "Requeue", "Pid", "Status");

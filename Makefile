@@ -196,7 +196,7 @@ install: all
 	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/include/kcm-bpf $(DESTDIR)$(PREFIX)/lib/kcm-bpf/parsers \
 		$(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man3 \
-		$(DESTDIR)$(PREFIX)/share/doc/kcm-bpf
+		$(DESTDIR)$(PREFIX)/share/doc/kcm-bpf $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	$(Q)install -m 0755 $(OUTPUT)/kcm-loader $(DESTDIR)$(PREFIX)/bin/
 	$(Q)install -m 0644 $(OUTPUT)/libkcm.a $(DESTDIR)$(PREFIX)/lib/
 	$(Q)install -m 0755 $(OUTPUT)/libkcm.so $(DESTDIR)$(PREFIX)/lib/libkcm.so.$(VERSION)
@@ -209,6 +209,8 @@ install: all
 	$(Q)install -m 0644 docs/kcm-loader.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	$(Q)install -m 0644 docs/libkcm.3 $(DESTDIR)$(PREFIX)/share/man/man3/
 	$(Q)install -m 0644 docs/*.md $(DESTDIR)$(PREFIX)/share/doc/kcm-bpf/
+	$(Q)install -m 0644 user/loader/kcm-loader.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/kcm-loader
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' user/libkcm.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/libkcm.pc
 

@@ -29,6 +29,8 @@ teardown() {
 	[ -f "$r/include/kcm-bpf/kcm_mux_maps.h" ]
 	[ -f "$r/include/kcm-bpf/kcm_account.h" ]
 	[ -f "$r/share/man/man8/kcm-loader.8" ]
+	[ -f "$r/share/bash-completion/completions/kcm-loader" ]
+	[ -f "$r/share/doc/kcm-bpf/flow-control.md" ]
 	[ -f "$r/share/man/man3/libkcm.3" ]
 	grep -q '^prefix=/opt/kcm$' "$r/lib/pkgconfig/libkcm.pc"
 	# nothing escaped DESTDIR

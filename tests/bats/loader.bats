@@ -363,3 +363,24 @@ json_only() {
 	[[ "$output" == *"no bpf filesystem at $TMP/plain"* ]]
 	[ -z "$(ls -A "$TMP/plain")" ]
 }
+
+@test "bash completion: commands, each command's options, mux names, parsers" {
+	"$LOADER" create "$MUX"
+	comp() {
+		COMP_WORDS=("$@")
+		COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+		COMPREPLY=()
+		_kcm_loader
+		echo "${COMPREPLY[*]}"
+	}
+	PATH=$(dirname "$LOADER"):$PATH
+	# shellcheck source=/dev/null
+	source "$TOP/user/loader/kcm-loader.bash"
+	[ "$(comp kcm-loader st)" = "status stats" ]
+	[ "$(comp kcm-loader stats --wa)" = "--watch" ]
+	[ "$(comp kcm-loader connect x --backoff-m)" = "--backoff-max --backoff-min" ]
+	[ "$(comp kcm-loader create x --frame thr)" = "thrift" ]
+	[ "$(comp kcm-loader help moni)" = "monitor" ]
+	[[ " $(comp kcm-loader -j status "${MUX:0:9}") " == *" $MUX "* ]]
+	[ -z "$(comp kcm-loader create "${MUX:0:9}")" ] # a new name: nothing to offer
+}

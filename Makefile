@@ -38,7 +38,10 @@ VERSION := 0.1.0
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
-SKELS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
+# BPF programs only the tests and benchmarks load (not installed)
+TEST_BPF_SRCS := $(wildcard tests/bpf/*.bpf.c)
+TEST_BPF_OBJS := $(patsubst tests/bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(TEST_BPF_SRCS))
+SKELS := $(patsubst %.bpf.c,$(OUTPUT)/%.skel.h,$(notdir $(BPF_SRCS) $(TEST_BPF_SRCS)))
 PUBLIC_HEADERS := user/include/kcm.h user/include/kcm_inspect.h
 LIB_SRCS := $(wildcard user/lib/*.c)
 LIB_OBJS := $(patsubst user/lib/%.c,$(OUTPUT)/lib/%.o,$(LIB_SRCS))
@@ -64,9 +67,10 @@ endif
 
 .DELETE_ON_ERROR:
 .PHONY: all clean test test-kernels demo install deps bench bench-tx bench-afkcm check-deps
-.SECONDARY: $(BPF_OBJS) $(PARSER_OBJS) $(TEST_PARSER_OBJS)
+.SECONDARY: $(BPF_OBJS) $(TEST_BPF_OBJS) $(PARSER_OBJS) $(TEST_PARSER_OBJS)
 
-all: $(OUTPUT)/libkcm.a $(OUTPUT)/libkcm.so $(OUTPUT)/kcm-loader $(BPF_OBJS) $(PROGS) $(UNITS) \
+all: $(OUTPUT)/libkcm.a $(OUTPUT)/libkcm.so $(OUTPUT)/kcm-loader $(BPF_OBJS) $(TEST_BPF_OBJS) \
+	$(PROGS) $(UNITS) \
 	$(PARSER_OBJS) $(TEST_PARSER_OBJS) $(BENCH)
 
 $(OUTPUT) $(OUTPUT)/lib $(OUTPUT)/loader $(OUTPUT)/tests $(OUTPUT)/parsers $(OUTPUT)/tests/parsers \
@@ -85,6 +89,10 @@ $(OUTPUT)/vmlinux.h: | $(OUTPUT)
 	fi
 
 $(OUTPUT)/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h) $(OUTPUT)/vmlinux.h | $(OUTPUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(OUTPUT)/%.bpf.o: tests/bpf/%.bpf.c $(wildcard bpf/*.h) $(OUTPUT)/vmlinux.h | $(OUTPUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 

@@ -55,7 +55,7 @@ message count per run.
 - **kcm**: libkcm, `kcm_send()` on one KCM socket per thread (`kcm_socket`/`kcm_clone`) of a
   mux with the transports attached. Each message is written whole to one transport under
   that transport'"'"'s lock; idle transports are tried first without waiting.
-- **skmsg**: the plain sk_msg baseline (`bpf/bench_skmsg.bpf.c`): each sender has its own
+- **skmsg**: the plain sk_msg baseline (`tests/bpf/bench_skmsg.bpf.c`): each sender has its own
   loopback TCP socket in a sockmap whose `sk_msg` program redirects every sendmsg to the
   egress of transport `i % T` (`bpf_msg_redirect_map`, flags 0).
 - **mutex**: the naive baseline: sender `i` `write()`s to transport `i % T` under a

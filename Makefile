@@ -135,10 +135,11 @@ $(OUTPUT)/kcm-loader: $(LOADER_OBJS) $(OUTPUT)/libkcm.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) -o $@ $^ $(LIBBPF_LIBS) -lpthread
 
-$(OUTPUT)/tests/%: tests/progs/%.c tests/progs/progs.h $(OUTPUT)/libkcm.a $(PUBLIC_HEADERS) \
+$(OUTPUT)/tests/%: tests/progs/%.c tests/progs/progs.h tests/harness.h $(OUTPUT)/libkcm.a \
+		$(PUBLIC_HEADERS) \
 		$(SKELS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/progs -o $@ $< $(PROG_LDFLAGS) $(OUTPUT)/libkcm.a \
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -Itests/progs -o $@ $< $(PROG_LDFLAGS) $(OUTPUT)/libkcm.a \
 		$(LIBBPF_LIBS) -lpthread
 
 # flow_check refers to these weakly (it also runs on a library without them): a weak
@@ -151,9 +152,9 @@ $(BENCH): $(BENCH_SRCS) tests/bench/bench.h $(OUTPUT)/libkcm.a $(PUBLIC_HEADERS)
 	$(Q)$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $(BENCH_SRCS) $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) \
 		-lpthread
 
-$(OUTPUT)/tests/unit_%: tests/unit/%.c tests/unit/harness.h $(OUTPUT)/libkcm.a | $(OUTPUT)/tests
+$(OUTPUT)/tests/unit_%: tests/unit/%.c tests/harness.h $(OUTPUT)/libkcm.a | $(OUTPUT)/tests
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Iuser/loader -o $@ $< $(UNIT_OBJS) $(OUTPUT)/libkcm.a \
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests -Iuser/loader -o $@ $< $(UNIT_OBJS) $(OUTPUT)/libkcm.a \
 		$(LIBBPF_LIBS) -lpthread
 
 # unit tests of the loader's pure parts link the objects they test

@@ -27,73 +27,15 @@
 
 #include "kcm.h"
 #include "progs.h"
+#include "harness.h"
 
 #define TIMEOUT_MS 3000	/* for something that should come */
 #define QUIET_MS 200		/* for something that should not */
 #define BUF_MAX (256 * 1024)
 
-static int n_pass, n_fail;
-static bool cur_failed;
-static const char *cur_name = "setup";
 static uint8_t rbuf[BUF_MAX], wbuf[BUF_MAX];
 
-static const char *ename(int e)
-{
-	const char *n = e ? strerrorname_np(e) : "0";
-
-	return n ? n : "?";
-}
-
-#define FAILF(fmt, ...)                                                         \
-	do {                                                                    \
-		printf("  %s: " fmt "\n", cur_name, ##__VA_ARGS__);             \
-		cur_failed = true;                                              \
-	} while (0)
-
-#define CHECK_EQ(got, exp, fmt, ...)                                                    \
-	do {                                                                            \
-		long long __g = (long long)(got), __e = (long long)(exp);               \
-		if (__g != __e)                                                         \
-			FAILF(fmt ": expected %lld, got %lld", ##__VA_ARGS__, __e, __g); \
-	} while (0)
-
-/* @expr must fail with -1 and errno @err. */
-#define CHECK_ERR(expr, err, fmt, ...)                                                  \
-	do {                                                                            \
-		long long __r;                                                          \
-		int __e;                                                                \
-		errno = 0;                                                              \
-		__r = (long long)(expr);                                                \
-		__e = errno;                                                            \
-		if (__r != -1 || __e != (err))                                          \
-			FAILF(fmt ": expected -1/%s, got %lld/%s", ##__VA_ARGS__,       \
-			      ename(err), __r, __r == -1 ? ename(__e) : "-");           \
-	} while (0)
-
-/* @expr must return 0. */
-#define CHECK_OK(expr, fmt, ...)                                                        \
-	do {                                                                            \
-		long long __r;                                                          \
-		errno = 0;                                                              \
-		__r = (long long)(expr);                                                \
-		if (__r != 0)                                                           \
-			FAILF(fmt ": expected 0, got %lld/%s", ##__VA_ARGS__, __r,      \
-			      ename(errno));                                            \
-	} while (0)
-
 /* ---- helpers ---- */
-
-static void on_alarm(int sig)
-{
-	char msg[160];
-	int n = snprintf(msg, sizeof(msg), "  %s: timed out (a call hung)\nFAIL %s\n", cur_name,
-			 cur_name);
-
-	(void)sig;
-	if (write(STDOUT_FILENO, msg, n) < 0)
-		_exit(1);
-	_exit(1);
-}
 
 static struct kcm_mux *mux_new(const struct kcm_framing *f, uint32_t max, const char *pin)
 {
@@ -1754,10 +1696,7 @@ static void t_set_print(void)
 	unlink(path);
 }
 
-static const struct {
-	const char *name;
-	void (*fn)(void);
-} tests[] = {
+static const struct harness_test tests[] = {
 	{ "attach_udp_eopnotsupp", t_attach_udp },
 	{ "attach_unix_eopnotsupp", t_attach_unix },
 	{ "attach_listening_eopnotsupp", t_attach_listening },
@@ -1798,34 +1737,6 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	bool list = argc > 1 && !strcmp(argv[1], "-l");
-
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	signal(SIGPIPE, SIG_IGN);
-	signal(SIGALRM, on_alarm);
-	for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-		bool want = argc < 2 || list;
-
-		for (int a = 1; a < argc && !want; a++)
-			want = strstr(tests[i].name, argv[a]) != NULL;
-		if (!want)
-			continue;
-		if (list) {
-			printf("%s\n", tests[i].name);
-			continue;
-		}
-		cur_name = tests[i].name;
-		cur_failed = false;
-		alarm(60);
-		tests[i].fn();
-		alarm(0);
-		printf("%s %s\n", cur_failed ? "FAIL" : "PASS", cur_name);
-		if (cur_failed)
-			n_fail++;
-		else
-			n_pass++;
-	}
-	if (!list)
-		printf("api_check: %d passed, %d failed\n", n_pass, n_fail);
-	return n_fail ? 1 : 0;
+	return harness_main("api_check", tests, sizeof(tests) / sizeof(tests[0]), 60, argc, argv);
 }

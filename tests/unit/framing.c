@@ -452,24 +452,26 @@ static void test_parse_then_measure(void)
 	CHECK_EQ(kcm_frame_length(&f, buf, 8, 1 << 20), -EBADMSG, "u64le-8, field 15 < 16");
 }
 
-int main(void)
+static const struct harness_test tests[] = {
+	{ "frame_widths_both_orders", test_widths },
+	{ "frame_width_limits", test_width_limits },
+	{ "frame_offsets", test_offsets },
+	{ "frame_adjust", test_adjust },
+	{ "frame_header_incomplete", test_header_incomplete },
+	{ "frame_below_header_end", test_below_header },
+	{ "frame_zero_length_body", test_zero_body },
+	{ "frame_over_max", test_over_max },
+	{ "frame_huge_values", test_huge },
+	{ "frame_max_full_range", test_max_range },
+	{ "parse_presets", test_presets },
+	{ "parse_valid", test_parse_ok },
+	{ "parse_errors", test_parse_errors },
+	{ "format", test_format },
+	{ "parse_format_roundtrip", test_roundtrip },
+	{ "parse_then_measure", test_parse_then_measure },
+};
+
+int main(int argc, char **argv)
 {
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	run("frame_widths_both_orders", test_widths);
-	run("frame_width_limits", test_width_limits);
-	run("frame_offsets", test_offsets);
-	run("frame_adjust", test_adjust);
-	run("frame_header_incomplete", test_header_incomplete);
-	run("frame_below_header_end", test_below_header);
-	run("frame_zero_length_body", test_zero_body);
-	run("frame_over_max", test_over_max);
-	run("frame_huge_values", test_huge);
-	run("frame_max_full_range", test_max_range);
-	run("parse_presets", test_presets);
-	run("parse_valid", test_parse_ok);
-	run("parse_errors", test_parse_errors);
-	run("format", test_format);
-	run("parse_format_roundtrip", test_roundtrip);
-	run("parse_then_measure", test_parse_then_measure);
-	return unit_done("unit_framing");
+	return harness_main("unit_framing", tests, sizeof(tests) / sizeof(tests[0]), 10, argc, argv);
 }

@@ -113,13 +113,15 @@ static void test_up_resets_nothing_until_stable(void)
 	CHECK_EQ(slots[1].due_ms, 1000 + POOL_STABLE_MS, "due now");
 }
 
-int main(void)
+static const struct harness_test tests[] = {
+	{ "backoff_doubles_within_jitter", test_backoff_doubles_within_jitter },
+	{ "backoff_capped", test_backoff_capped },
+	{ "backoff_jitter_spreads", test_backoff_jitter_spreads },
+	{ "failed_rotates_and_schedules", test_failed_rotates_and_schedules },
+	{ "up_and_lost", test_up_resets_nothing_until_stable },
+};
+
+int main(int argc, char **argv)
 {
-	setvbuf(stdout, NULL, _IOLBF, 0);
-	run("backoff_doubles_within_jitter", test_backoff_doubles_within_jitter);
-	run("backoff_capped", test_backoff_capped);
-	run("backoff_jitter_spreads", test_backoff_jitter_spreads);
-	run("failed_rotates_and_schedules", test_failed_rotates_and_schedules);
-	run("up_and_lost", test_up_resets_nothing_until_stable);
-	return unit_done("unit_pool_state");
+	return harness_main("unit_pool_state", tests, sizeof(tests) / sizeof(tests[0]), 10, argc, argv);
 }

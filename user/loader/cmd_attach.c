@@ -184,6 +184,8 @@ static void attach_help(void)
 	       "keeps its fd and the socket; its incoming messages now go to the mux's KCM\n"
 	       "sockets, and libkcm users of the mux may send on it. Bytes already queued on\n"
 	       "the socket are parsed too.\n\n"
+	       "  --pid PID     the process that holds the socket\n"
+	       "  --fd FD       the socket's file descriptor in that process\n"
 	       "  --prog OBJ    parse this socket with the stream parser in BPF object OBJ\n"
 	       "                (the mux must have been created with --prog or --frame); it\n"
 	       "                gets a transport map of its own, steering into the same group\n"
@@ -195,8 +197,10 @@ static void attach_help(void)
 static void unattach_help(void)
 {
 	printf("Usage: kcm-loader unattach NAME (--pid PID --fd FD | --cookie COOKIE)\n\n"
-	       "Take a transport out of mux NAME; it becomes a plain TCP socket again.\n"
-	       "`kcm-loader status NAME` lists cookies.\n");
+	       "Take a transport out of mux NAME; it becomes a plain TCP socket again.\n\n"
+	       "  --pid PID        the process that holds the socket\n"
+	       "  --fd FD          the socket's file descriptor in that process\n"
+	       "  --cookie COOKIE  the socket's cookie (`kcm-loader status NAME` lists them)\n");
 }
 
 int cmd_attach(int argc, char **argv)

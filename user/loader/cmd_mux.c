@@ -334,10 +334,11 @@ int cmd_clean(int argc, char **argv)
 			printf("Usage: kcm-loader clean [--all] [--dry-run] [--json]\n\n"
 			       "Remove muxes left by crashed runs: folders missing pins, and muxes\n"
 			       "whose owning program exited without destroying them; in the others,\n"
-			       "forget transports whose sockets closed without an unattach. --all\n"
-			       "removes every mux. --dry-run only says what would go. --json: an\n"
-			       "array of {mux, action (removed, remove, forgot, forget), reason or\n"
-			       "transports}.\n");
+			       "forget transports whose sockets closed without an unattach. --json:\n"
+			       "an array of {mux, action (removed, remove, forgot, forget), reason\n"
+			       "or transports}.\n\n"
+			       "  --all      remove every mux\n"
+			       "  --dry-run  only say what would go\n");
 			return EXIT_OK;
 		default:
 			return bad_option("clean", c, argv);

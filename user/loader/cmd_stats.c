@@ -258,10 +258,11 @@ int cmd_stats(int argc, char **argv)
 			       "messages and bytes received and sent, parse errors by kind\n"
 			       "(need-more-header, too big, bad length, timeout), drops, requeues,\n"
 			       "attaches, unattaches, failed transports and the messages lost with\n"
-			       "them. --watch repeats every SECONDS until interrupted (with --json,\n"
-			       "one line per pass). The same maps read with `bpftool map dump\n"
-			       "pinned /sys/fs/bpf/kcm/NAME/transport_stats` (and mux_stats,\n"
-			       "member_stats, counters).\n");
+			       "them. The same maps read with `bpftool map dump pinned\n"
+			       "/sys/fs/bpf/kcm/NAME/transport_stats` (and mux_stats, member_stats,\n"
+			       "counters).\n\n"
+			       "  --watch SECONDS  repeat every SECONDS until interrupted (with\n"
+			       "                   --json, one line per pass)\n");
 			return EXIT_OK;
 		default:
 			return bad_option("stats", c, argv);

@@ -14,6 +14,7 @@
 
 #include "kcm.h"
 #include "json.h"
+#include "output.h"
 #include "loader.h"
 #include "format.h"
 
@@ -32,105 +33,82 @@ static void show_totals(struct kcm_mux *mux)
 	struct kcm_mux_counters t = { .sz = sizeof(t) };
 
 	kcm_mux_counters(mux, &t);
-	if (env.json) {
-		json_start_object("mux");
-		json_uint("rx_msgs", t.rx_msgs);
-		json_uint("rx_bytes", t.rx_bytes);
-		json_uint("rx_redirects", t.rx_redirects);
-		json_uint("rx_drops", t.rx_drops);
-		json_uint("tx_msgs", t.tx_msgs);
-		json_uint("tx_bytes", t.tx_bytes);
-		json_uint("tx_errors", t.tx_errors);
-		json_uint("need_more_hdr", t.need_more_hdr);
-		json_uint("err_too_big", t.err_too_big);
-		json_uint("err_bad_len", t.err_bad_len);
-		json_uint("err_timeout", t.err_timeout);
-		json_uint("requeued_msgs", t.requeued_msgs);
-		json_uint("attaches", t.attaches);
-		json_uint("unattaches", t.unattaches);
-		json_uint("transport_failures", t.transport_failures);
-		json_uint("auto_unattached", t.auto_unattached);
-		json_uint("lost_msgs", t.lost_msgs);
-		json_uint("lost_bytes", t.lost_bytes);
-		json_end_object();
-		return;
-	}
-	printf("%-6s %10s %12s %10s %12s %8s %8s %8s %8s %8s %8s\n", "", "Rx-msgs", "Rx-bytes",
-	       "Tx-msgs", "Tx-bytes", "Drops", "Requeue", "Attach", "Unattach", "Failed",
-	       "Lost");
-	printf("%-6s %10llu %12llu %10llu %12llu %8llu %8llu %8llu %8llu %8llu %8llu\n", "mux",
-	       U(t.rx_msgs), U(t.rx_bytes), U(t.tx_msgs), U(t.tx_bytes), U(t.rx_drops),
-	       U(t.requeued_msgs), U(t.attaches), U(t.unattaches), U(t.transport_failures),
-	       U(t.lost_msgs));
-	printf("       parse errors: need-more-header %llu, too-big %llu, bad-length %llu, "
-	       "timeout %llu; tx errors %llu; lost %llu bytes; auto-unattached %llu\n",
-	       U(t.need_more_hdr), U(t.err_too_big), U(t.err_bad_len), U(t.err_timeout),
-	       U(t.tx_errors), U(t.lost_bytes), U(t.auto_unattached));
+	print_string(PRINT_FP, NULL, "%s", "          Rx-msgs     Rx-bytes    Tx-msgs     Tx-bytes"
+		     "    Drops  Requeue   Attach Unattach   Failed     Lost\nmux   ");
+	open_json_object("mux");
+	print_uint(PRINT_ANY, "rx_msgs", " %10llu", t.rx_msgs);
+	print_uint(PRINT_ANY, "rx_bytes", " %12llu", t.rx_bytes);
+	print_uint(PRINT_JSON, "rx_redirects", NULL, t.rx_redirects);
+	print_uint(PRINT_ANY, "tx_msgs", " %10llu", t.tx_msgs);
+	print_uint(PRINT_ANY, "tx_bytes", " %12llu", t.tx_bytes);
+	print_uint(PRINT_ANY, "rx_drops", " %8llu", t.rx_drops);
+	print_uint(PRINT_ANY, "requeued_msgs", " %8llu", t.requeued_msgs);
+	print_uint(PRINT_ANY, "attaches", " %8llu", t.attaches);
+	print_uint(PRINT_ANY, "unattaches", " %8llu", t.unattaches);
+	print_uint(PRINT_ANY, "transport_failures", " %8llu", t.transport_failures);
+	print_uint(PRINT_ANY, "lost_msgs", " %8llu", t.lost_msgs);
+	print_uint(PRINT_ANY, "need_more_hdr", "\n       parse errors: need-more-header %llu",
+		   t.need_more_hdr);
+	print_uint(PRINT_ANY, "err_too_big", ", too-big %llu", t.err_too_big);
+	print_uint(PRINT_ANY, "err_bad_len", ", bad-length %llu", t.err_bad_len);
+	print_uint(PRINT_ANY, "err_timeout", ", timeout %llu", t.err_timeout);
+	print_uint(PRINT_ANY, "tx_errors", "; tx errors %llu", t.tx_errors);
+	print_uint(PRINT_ANY, "lost_bytes", "; lost %llu bytes", t.lost_bytes);
+	print_uint(PRINT_ANY, "auto_unattached", "; auto-unattached %llu", t.auto_unattached);
+	print_nl();
+	close_json_object();
 }
 
 static int show_member(const struct kcm_member_status *m, void *ctx)
 {
-	const char *state = kcm_slot_state_name(m->state);
-
 	(void)ctx;
 	if (m->state == KCM_SLOT_STALE)
 		return 0; /* status shows those */
-	if (env.json) {
-		json_start_object(NULL);
-		json_uint("slot", m->slot);
-		json_uint("cookie", m->cookie);
-		json_uint("pid", m->pid);
-		json_string("state", state);
-		json_uint("rx_msgs", m->rx_msgs);
-		json_uint("rx_bytes", m->rx_bytes);
-		json_uint("tx_msgs", m->tx_msgs);
-		json_uint("tx_bytes", m->tx_bytes);
-		json_uint("requeued_msgs", m->requeued_msgs);
-		json_end_object();
-	} else {
-		printf("%-6u %10llu %12llu %10llu %12llu %8llu %-8u %s\n", m->slot, U(m->rx_msgs),
-		       U(m->rx_bytes), U(m->tx_msgs), U(m->tx_bytes), U(m->requeued_msgs), m->pid,
-		       state);
-	}
+	open_json_object(NULL);
+	print_uint(PRINT_ANY, "slot", "%-6llu", m->slot);
+	print_uint(PRINT_JSON, "cookie", NULL, m->cookie);
+	print_uint(PRINT_ANY, "rx_msgs", " %10llu", m->rx_msgs);
+	print_uint(PRINT_ANY, "rx_bytes", " %12llu", m->rx_bytes);
+	print_uint(PRINT_ANY, "tx_msgs", " %10llu", m->tx_msgs);
+	print_uint(PRINT_ANY, "tx_bytes", " %12llu", m->tx_bytes);
+	print_uint(PRINT_ANY, "requeued_msgs", " %8llu", m->requeued_msgs);
+	print_uint(PRINT_ANY, "pid", " %-8llu", m->pid);
+	print_string(PRINT_ANY, "state", " %s", kcm_slot_state_name(m->state));
+	print_nl();
+	close_json_object();
 	return 0;
 }
 
 static int show_transport(const struct kcm_transport_status *t, void *ctx)
 {
-	char remote[64], err[32];
+	char remote[64];
 
 	(void)ctx;
 	if (t->state != KCM_SLOT_ATTACHED)
 		return 0; /* status shows those */
 	fmt_sockaddr(remote, sizeof(remote), &t->remote);
-	snprintf(err, sizeof(err), "%s", t->last_err ? strerror(t->last_err) : "-");
-	if (env.json) {
-		json_start_object(NULL);
-		json_uint("slot", t->slot);
-		json_uint("cookie", t->cookie);
-		json_string("remote", remote);
-		json_uint("parser", t->parser);
-		json_uint("rx_msgs", t->rx_msgs);
-		json_uint("rx_bytes", t->rx_bytes);
-		json_uint("tx_msgs", t->tx_msgs);
-		json_uint("tx_bytes", t->tx_bytes);
-		json_uint("need_more_hdr", t->need_more_hdr);
-		json_uint("err_too_big", t->err_too_big);
-		json_uint("err_bad_len", t->err_bad_len);
-		json_uint("err_timeout", t->err_timeout);
-		json_uint("rx_drops", t->rx_drops);
-		json_uint("lost_msgs", t->lost_msgs);
-		json_uint("lost_bytes", t->lost_bytes);
-		json_uint("partial", t->partial);
-		json_int("last_err", t->last_err);
-		json_string("tcp_state", tcp_state_name(t->tcp_state));
-		json_end_object();
-	} else {
-		printf("%-6u %10llu %12llu %10llu %12llu %6llu %6llu %6llu %6llu %6llu %6llu "
-		       "%-22s %s\n", t->slot, U(t->rx_msgs), U(t->rx_bytes), U(t->tx_msgs),
-		       U(t->tx_bytes), U(t->need_more_hdr), U(t->err_too_big), U(t->err_bad_len),
-		       U(t->err_timeout), U(t->rx_drops), U(t->lost_msgs), remote, err);
-	}
+	open_json_object(NULL);
+	print_uint(PRINT_ANY, "slot", "%-6llu", t->slot);
+	print_uint(PRINT_JSON, "cookie", NULL, t->cookie);
+	print_uint(PRINT_JSON, "parser", NULL, t->parser);
+	print_uint(PRINT_ANY, "rx_msgs", " %10llu", t->rx_msgs);
+	print_uint(PRINT_ANY, "rx_bytes", " %12llu", t->rx_bytes);
+	print_uint(PRINT_ANY, "tx_msgs", " %10llu", t->tx_msgs);
+	print_uint(PRINT_ANY, "tx_bytes", " %12llu", t->tx_bytes);
+	print_uint(PRINT_ANY, "need_more_hdr", " %6llu", t->need_more_hdr);
+	print_uint(PRINT_ANY, "err_too_big", " %6llu", t->err_too_big);
+	print_uint(PRINT_ANY, "err_bad_len", " %6llu", t->err_bad_len);
+	print_uint(PRINT_ANY, "err_timeout", " %6llu", t->err_timeout);
+	print_uint(PRINT_ANY, "rx_drops", " %6llu", t->rx_drops);
+	print_uint(PRINT_ANY, "lost_msgs", " %6llu", t->lost_msgs);
+	print_uint(PRINT_JSON, "lost_bytes", NULL, t->lost_bytes);
+	print_uint(PRINT_JSON, "partial", NULL, t->partial);
+	print_int(PRINT_JSON, "last_err", NULL, t->last_err);
+	print_string(PRINT_JSON, "tcp_state", NULL, tcp_state_name(t->tcp_state));
+	print_string(PRINT_ANY, "remote", " %-22s", remote);
+	print_string(PRINT_FP, NULL, " %s", t->last_err ? strerror(t->last_err) : "-");
+	print_nl();
+	close_json_object();
 	return 0;
 }
 
@@ -160,34 +138,22 @@ static int show_stats(const char *name)
 
 	if (!mux)
 		return EXIT_FAIL;
-	if (env.json) {
-		json_start_object(NULL);
-		json_string("name", name);
-		json_uint("time_ms", (uint64_t)time(NULL) * 1000);
-	} else {
-		printf("mux %s\n", name);
-	}
+	open_json_object(NULL);
+	print_string(PRINT_ANY, "name", "mux %s\n", name);
+	print_uint(PRINT_JSON, "time_ms", NULL, (uint64_t)time(NULL) * 1000);
 	show_totals(mux);
 	show_flow(name);
-	if (env.json)
-		json_start_array("members");
-	else
-		printf("%-6s %10s %12s %10s %12s %8s %-8s %s\n", "KCM", "Rx-msgs", "Rx-bytes",
-		       "Tx-msgs", "Tx-bytes", "Requeue", "Pid", "Status");
+	open_json_array("members");
+	print_string(PRINT_FP, NULL, "%s", "KCM       Rx-msgs     Rx-bytes    Tx-msgs     Tx-bytes"
+		     "  Requeue Pid      Status\n");
 	kcm_member_foreach(mux, show_member, NULL);
-	if (env.json)
-		json_end_array();
-	if (env.json)
-		json_start_array("transports");
-	else
-		printf("%-6s %10s %12s %10s %12s %6s %6s %6s %6s %6s %6s %-22s %s\n", "Psock",
-		       "Rx-msgs", "Rx-bytes", "Tx-msgs", "Tx-bytes", "NHdr", "TooBig", "BadLen",
-		       "Tmout", "Drops", "Lost", "Remote", "Error");
+	close_json_array();
+	open_json_array("transports");
+	print_string(PRINT_FP, NULL, "%s", "Psock     Rx-msgs     Rx-bytes    Tx-msgs     Tx-bytes"
+		     "   NHdr TooBig BadLen  Tmout  Drops   Lost Remote                 Error\n");
 	kcm_transport_foreach(mux, show_transport, NULL);
-	if (env.json) {
-		json_end_array();
-		json_end_object();
-	}
+	close_json_array();
+	close_json_object();
 	kcm_mux_close(mux);
 	return EXIT_OK;
 }

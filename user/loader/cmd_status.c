@@ -13,88 +13,78 @@
 #include "kcm.h"
 #include "format.h"
 #include "json.h"
+#include "output.h"
 #include "loader.h"
 
 static int show_program(const struct kcm_program_status *p, void *ctx)
 {
 	(void)ctx;
-	if (env.json) {
-		json_start_object(NULL);
-		json_string("map", p->map);
-		json_string("attach_type", p->attach_type);
-		json_uint("prog_id", p->prog_id);
-		json_string("prog_name", p->prog_id ? p->prog_name : "-");
-		json_uint("pinned_prog_id", p->pinned_prog_id);
-		json_bool("ok", p->ok);
-		json_end_object();
-	} else {
-		printf("    %-10s %-14s prog %u %s%s\n", p->map, p->attach_type, p->prog_id,
-		       p->prog_id ? p->prog_name : "-",
-		       p->ok ? "" : p->prog_id ? "  (NOT the pinned program)" : "  (NOTHING ATTACHED)");
-	}
+	open_json_object(NULL);
+	print_string(PRINT_ANY, "map", "    %-10s", p->map);
+	print_string(PRINT_ANY, "attach_type", " %-14s", p->attach_type);
+	print_uint(PRINT_ANY, "prog_id", " prog %llu", p->prog_id);
+	print_string(PRINT_ANY, "prog_name", " %s", p->prog_id ? p->prog_name : "-");
+	print_uint(PRINT_JSON, "pinned_prog_id", NULL, p->pinned_prog_id);
+	print_bool(PRINT_JSON, "ok", NULL, p->ok);
+	print_string(PRINT_FP, NULL, "%s", p->ok ? "" : p->prog_id ?
+		     "  (NOT the pinned program)" : "  (NOTHING ATTACHED)");
+	print_nl();
+	close_json_object();
 	return 0;
 }
 
 static int show_parser(const struct kcm_parser_status *p, void *ctx)
 {
 	(void)ctx;
-	if (env.json) {
-		json_start_object(NULL);
-		json_uint("id", p->id);
-		json_string("name", p->name);
-		json_uint("prog_id", p->prog_id);
-		json_string("object", p->path);
-		json_end_object();
-	} else {
-		printf("    %-3u %-16s prog %-6u %s\n", p->id, p->name, p->prog_id, p->path);
-	}
+	open_json_object(NULL);
+	print_uint(PRINT_ANY, "id", "    %-3llu", p->id);
+	print_string(PRINT_ANY, "name", " %-16s", p->name);
+	print_uint(PRINT_ANY, "prog_id", " prog %-6llu", p->prog_id);
+	print_string(PRINT_ANY, "object", " %s", p->path);
+	print_nl();
+	close_json_object();
 	return 0;
 }
 
 static int show_transport(const struct kcm_transport_status *t, void *ctx)
 {
+	const char *state = kcm_slot_state_name(t->state);
 	char local[64], remote[64];
 
 	(void)ctx;
 	fmt_sockaddr(local, sizeof(local), &t->local);
 	fmt_sockaddr(remote, sizeof(remote), &t->remote);
-	if (env.json) {
-		json_start_object(NULL);
-		json_uint("slot", t->slot);
-		json_uint("cookie", t->cookie);
-		json_string("state", kcm_slot_state_name(t->state));
-		json_string("local", local);
-		json_string("remote", remote);
-		json_uint("pid", t->pid);
-		json_int("fd", t->fd);
-		json_bool("owner_alive", t->owner_alive);
-		json_uint("parser", t->parser);
-		json_end_object();
-	} else {
-		printf("    slot %-4u cookie %-8llu %s -> %s  pid %u fd %d  parser %u  %s\n",
-		       t->slot, (unsigned long long)t->cookie, local, remote, t->pid, t->fd,
-		       t->parser, kcm_slot_state_name(t->state));
-	}
+	open_json_object(NULL);
+	print_uint(PRINT_ANY, "slot", "    slot %-4llu", t->slot);
+	print_uint(PRINT_ANY, "cookie", " cookie %-8llu", t->cookie);
+	print_string(PRINT_JSON, "state", NULL, state);
+	print_string(PRINT_ANY, "local", " %s", local);
+	print_string(PRINT_ANY, "remote", " -> %s", remote);
+	print_uint(PRINT_ANY, "pid", "  pid %llu", t->pid);
+	print_int(PRINT_ANY, "fd", " fd %lld", t->fd);
+	print_bool(PRINT_JSON, "owner_alive", NULL, t->owner_alive);
+	print_uint(PRINT_ANY, "parser", "  parser %llu", t->parser);
+	print_string(PRINT_FP, NULL, "  %s", state);
+	print_nl();
+	close_json_object();
 	return 0;
 }
 
 static int show_member(const struct kcm_member_status *m, void *ctx)
 {
+	const char *state = kcm_slot_state_name(m->state);
+
 	(void)ctx;
-	if (env.json) {
-		json_start_object(NULL);
-		json_uint("slot", m->slot);
-		json_uint("cookie", m->cookie);
-		json_string("state", kcm_slot_state_name(m->state));
-		json_uint("pid", m->pid);
-		json_uint("rx_msgs", m->rx_msgs);
-		json_uint("rx_bytes", m->rx_bytes);
-		json_end_object();
-	} else {
-		printf("    slot %-3u cookie %-8llu pid %-7u %-13s %llu msgs %llu bytes\n", m->slot,
-		       (unsigned long long)m->cookie, m->pid, kcm_slot_state_name(m->state),
-		       (unsigned long long)m->rx_msgs, (unsigned long long)m->rx_bytes);
-	}
+	open_json_object(NULL);
+	print_uint(PRINT_ANY, "slot", "    slot %-3llu", m->slot);
+	print_uint(PRINT_ANY, "cookie", " cookie %-8llu", m->cookie);
+	print_string(PRINT_JSON, "state", NULL, state);
+	print_uint(PRINT_ANY, "pid", " pid %-7llu", m->pid);
+	print_string(PRINT_FP, NULL, " %-13s", state);
+	print_uint(PRINT_ANY, "rx_msgs", " %llu msgs", m->rx_msgs);
+	print_uint(PRINT_ANY, "rx_bytes", " %llu bytes", m->rx_bytes);
+	print_nl();
+	close_json_object();
 	return 0;
 }
 
@@ -103,62 +93,48 @@ static void show_counters(struct kcm_mux *mux)
 	struct kcm_mux_counters t = { .sz = sizeof(t) };
 
 	kcm_mux_counters(mux, &t);
-	if (env.json) {
-		json_start_object("counters");
-		json_uint("rx_msgs", t.rx_msgs);
-		json_uint("rx_bytes", t.rx_bytes);
-		json_uint("rx_redirects", t.rx_redirects);
-		json_uint("rx_drops", t.rx_drops);
-		json_uint("err_too_big", t.err_too_big);
-		json_uint("err_bad_len", t.err_bad_len);
-		json_uint("need_more_hdr", t.need_more_hdr);
-		json_uint("requeued_msgs", t.requeued_msgs);
-		json_end_object();
-	} else {
-		printf("  counters: rx_msgs %llu rx_bytes %llu rx_redirects %llu rx_drops %llu\n"
-		       "            err_too_big %llu err_bad_len %llu need_more_hdr %llu "
-		       "requeued_msgs %llu\n",
-		       (unsigned long long)t.rx_msgs, (unsigned long long)t.rx_bytes,
-		       (unsigned long long)t.rx_redirects, (unsigned long long)t.rx_drops,
-		       (unsigned long long)t.err_too_big, (unsigned long long)t.err_bad_len,
-		       (unsigned long long)t.need_more_hdr, (unsigned long long)t.requeued_msgs);
-	}
+	open_json_object("counters");
+	print_string(PRINT_FP, NULL, "%s", "  counters:");
+	print_uint(PRINT_ANY, "rx_msgs", " rx_msgs %llu", t.rx_msgs);
+	print_uint(PRINT_ANY, "rx_bytes", " rx_bytes %llu", t.rx_bytes);
+	print_uint(PRINT_ANY, "rx_redirects", " rx_redirects %llu", t.rx_redirects);
+	print_uint(PRINT_ANY, "rx_drops", " rx_drops %llu", t.rx_drops);
+	print_string(PRINT_FP, NULL, "%s", "\n           ");
+	print_uint(PRINT_ANY, "err_too_big", " err_too_big %llu", t.err_too_big);
+	print_uint(PRINT_ANY, "err_bad_len", " err_bad_len %llu", t.err_bad_len);
+	print_uint(PRINT_ANY, "need_more_hdr", " need_more_hdr %llu", t.need_more_hdr);
+	print_uint(PRINT_ANY, "requeued_msgs", " requeued_msgs %llu", t.requeued_msgs);
+	print_nl();
+	close_json_object();
 }
 
-/* A list of the mux's @what ("programs"...), one line or object per entry. */
+/* A list of the mux's entries, one line or object each, under a title. */
 #define SHOW_LIST(key, title, foreach, fn, mux)                                     \
 	do {                                                                        \
-		if (env.json)                                                       \
-			json_start_array(key);                                      \
-		else                                                                \
-			printf("  %s:\n", title);                                   \
+		open_json_array(key);                                               \
+		print_string(PRINT_FP, NULL, "  %s:\n", title);                     \
 		foreach(mux, fn, NULL);                                             \
-		if (env.json)                                                       \
-			json_end_array();                                           \
+		close_json_array();                                                 \
 	} while (0)
 
+/* Opens the mux's JSON object; the caller closes it. */
 static void show_config(const char *name, const struct kcm_mux_state *st)
 {
-	const char *policy = st->policy == KCM_POLICY_BYTES ? "bytes" : "messages";
-
-	if (env.json) {
-		json_start_object(NULL);
-		json_string("name", name);
-		json_string("framing", st->framing);
-		if (st->splitter[0])
-			json_string("splitter", st->splitter);
-		else
-			json_null("splitter");
-		json_uint("max_msg", st->max_msg);
-		json_uint("batch", st->batch);
-		json_string("policy", policy);
-		json_uint("owner_pid", st->owner_pid);
-		json_uint("generation", st->generation);
-	} else {
-		printf("mux %s: framing %s%s%s, max %u, batch %u, policy %s, %s\n", name,
-		       st->framing, st->splitter[0] ? ", splitter " : "", st->splitter, st->max_msg,
-		       st->batch, policy, st->owner_pid ? "owned by a program" : "persistent");
-	}
+	open_json_object(NULL);
+	print_string(PRINT_ANY, "name", "mux %s:", name);
+	print_string(PRINT_ANY, "framing", " framing %s", st->framing);
+	if (st->splitter[0])
+		print_string(PRINT_ANY, "splitter", ", splitter %s", st->splitter);
+	else
+		print_null(PRINT_JSON, "splitter", NULL);
+	print_uint(PRINT_ANY, "max_msg", ", max %llu", st->max_msg);
+	print_uint(PRINT_ANY, "batch", ", batch %llu", st->batch);
+	print_string(PRINT_ANY, "policy", ", policy %s",
+		     st->policy == KCM_POLICY_BYTES ? "bytes" : "messages");
+	print_uint(PRINT_JSON, "owner_pid", NULL, st->owner_pid);
+	print_uint(PRINT_JSON, "generation", NULL, st->generation);
+	print_string(PRINT_FP, NULL, ", %s", st->owner_pid ? "owned by a program" : "persistent");
+	print_nl();
 }
 
 /* Returns 0 when the mux is healthy, 1 otherwise. */
@@ -178,14 +154,11 @@ static int show_mux(const char *name, void *ctx)
 	show_config(name, &st);
 	state = kcm_mux_health_name(st.health);
 	if (st.health == KCM_MUX_INCOMPLETE) {
-		if (env.json) {
-			json_string("state", state);
-			json_string("missing", st.missing);
-			json_end_object();
-		} else {
-			printf("  state: incomplete (no %s): `kcm-loader clean` removes it\n",
-			       st.missing);
-		}
+		print_string(PRINT_ANY, "state", "  state: %s", state);
+		print_string(PRINT_ANY, "missing", " (no %s): `kcm-loader clean` removes it",
+			     st.missing);
+		print_nl();
+		close_json_object();
 		kcm_mux_close(mux);
 		return 1;
 	}
@@ -197,15 +170,13 @@ static int show_mux(const char *name, void *ctx)
 	SHOW_LIST("members", "KCM sockets", kcm_member_foreach, show_member, mux);
 	show_counters(mux);
 	show_flow(name);
-	if (env.json) {
-		json_uint("stale_entries", st.stale);
-		json_string("state", state);
-		json_end_object();
-	} else {
-		printf("  state: %s%s\n", state,
-		       st.health == KCM_MUX_ORPHANED ? " (its program exited): `kcm-loader clean`" :
-		       st.stale ? " (some entries are stale: their sockets closed)" : "");
-	}
+	print_uint(PRINT_JSON, "stale_entries", NULL, st.stale);
+	print_string(PRINT_ANY, "state", "  state: %s", state);
+	print_string(PRINT_FP, NULL, "%s",
+		     st.health == KCM_MUX_ORPHANED ? " (its program exited): `kcm-loader clean`" :
+		     st.stale ? " (some entries are stale: their sockets closed)" : "");
+	print_nl();
+	close_json_object();
 	kcm_mux_close(mux);
 	return st.health != KCM_MUX_OK;
 }

@@ -4,7 +4,7 @@
 #include <stdio.h>
 
 #include "kcm.h"
-#include "json.h"
+#include "output.h"
 #include "loader.h"
 
 /* "flow": unread, held and charged bytes, braked transports; nothing when unreadable. */
@@ -17,33 +17,27 @@ void show_flow(const char *name)
 	kcm_mux_close(mux);
 	if (err)
 		return;
-	if (env.json) {
-		json_start_object("flow");
-		json_uint("window", f.window);
-		json_uint("unread_bytes", f.unread_bytes);
-		json_uint("held_bytes", f.held_bytes);
-		json_int("charged_bytes", (int64_t)f.charged_bytes);
-		json_uint("braked", f.braked);
-		json_bool("braking", f.braked > 0);
-		json_uint("brakes", f.brakes);
-		json_uint("releases", f.releases);
-		json_uint("saturated", f.saturated);
-		json_uint("controller_pid", f.controller);
-		json_end_object();
-		return;
+	open_json_object("flow");
+	print_uint(PRINT_ANY, "window", "  flow: window %llu", f.window);
+	print_uint(PRINT_ANY, "unread_bytes", ", unread %llu B", f.unread_bytes);
+	print_uint(PRINT_ANY, "held_bytes", " (held %llu)", f.held_bytes);
+	print_int(PRINT_ANY, "charged_bytes", ", charged %lld B", (int64_t)f.charged_bytes);
+	print_string(PRINT_FP, NULL, ", %s", f.braked ? "braking" : "open");
+	print_uint(PRINT_JSON, "braked", NULL, f.braked);
+	print_bool(PRINT_JSON, "braking", NULL, f.braked > 0);
+	if (f.braked) {
+		print_uint(PRINT_FP, NULL, " (%llu", f.braked);
+		print_uint(PRINT_FP, NULL, " of %llu transports)", f.transports);
 	}
-	printf("  flow: window %u, unread %llu B (held %llu), charged %lld B, %s", f.window,
-	       (unsigned long long)f.unread_bytes, (unsigned long long)f.held_bytes,
-	       (long long)f.charged_bytes, f.braked ? "braking" : "open");
-	if (f.braked)
-		printf(" (%u of %u transports)", f.braked, f.transports);
-	printf("\n        brakes %llu releases %llu saturated %llu controller %s",
-	       (unsigned long long)f.brakes, (unsigned long long)f.releases,
-	       (unsigned long long)f.saturated, f.controller ? "" : "none (no process of the "
-	       "mux has a KCM socket: messages are dropped, see ");
-	if (!f.controller)
-		printf("%s/flow-control.md)", doc_dir());
+	print_uint(PRINT_ANY, "brakes", "\n        brakes %llu", f.brakes);
+	print_uint(PRINT_ANY, "releases", " releases %llu", f.releases);
+	print_uint(PRINT_ANY, "saturated", " saturated %llu", f.saturated);
+	print_uint(PRINT_JSON, "controller_pid", NULL, f.controller);
 	if (f.controller)
-		printf("pid %d", f.controller);
-	printf("\n");
+		print_uint(PRINT_FP, NULL, " controller pid %llu", f.controller);
+	else
+		print_string(PRINT_FP, NULL, " controller none (no process of the mux has a KCM "
+			     "socket: messages are dropped, see %s/flow-control.md)", doc_dir());
+	print_nl();
+	close_json_object();
 }

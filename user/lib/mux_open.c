@@ -66,7 +66,11 @@ struct kcm_mux *kcm_mux_open_opts(const char *name, const struct kcm_mux_open_op
 		if (mux->map_fd[KCM_MAP_CONFIG] < 0 || kcm_config_read(mux))
 			memset(&mux->cfg, 0, sizeof(mux->cfg));
 		kcm_mux_framing_from_cfg(mux);
-		return mux; /* read only: no mmaps, no splitting program */
+		/* read only: no splitting program; the flow maps for kcm_mux_flow() when
+		 * the mux is whole and of this version */
+		if (!mux->missing[0] && mux->cfg.version == KCM_CONFIG_VERSION)
+			kcm_credits_map(mux);
+		return mux;
 	}
 	err = kcm_config_read(mux);
 	if (!err && mux->cfg.version != KCM_CONFIG_VERSION)

@@ -142,7 +142,7 @@ static int show_stats(const char *name)
 	print_string(PRINT_ANY, "name", "mux %s\n", name);
 	print_uint(PRINT_JSON, "time_ms", NULL, (uint64_t)time(NULL) * 1000);
 	show_totals(mux);
-	show_flow(name);
+	show_flow(mux);
 	open_json_array("members");
 	print_string(PRINT_FP, NULL, "%s", "KCM       Rx-msgs     Rx-bytes    Tx-msgs     Tx-bytes"
 		     "  Requeue Pid      Status\n");

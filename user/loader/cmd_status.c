@@ -169,7 +169,7 @@ static int show_mux(const char *name, void *ctx)
 	SHOW_LIST("transports", "transports", kcm_transport_foreach, show_transport, mux);
 	SHOW_LIST("members", "KCM sockets", kcm_member_foreach, show_member, mux);
 	show_counters(mux);
-	show_flow(name);
+	show_flow(mux);
 	print_uint(PRINT_JSON, "stale_entries", NULL, st.stale);
 	print_string(PRINT_ANY, "state", "  state: %s", state);
 	print_string(PRINT_FP, NULL, "%s",

@@ -8,14 +8,11 @@
 #include "loader.h"
 
 /* "flow": unread, held and charged bytes, braked transports; nothing when unreadable. */
-void show_flow(const char *name)
+void show_flow(struct kcm_mux *mux)
 {
 	struct kcm_flow f = { .sz = sizeof(f) };
-	struct kcm_mux *mux = kcm_mux_open(name);
-	int err = mux ? kcm_mux_flow(mux, &f) : -1;
 
-	kcm_mux_close(mux);
-	if (err)
+	if (kcm_mux_flow(mux, &f))
 		return;
 	open_json_object("flow");
 	print_uint(PRINT_ANY, "window", "  flow: window %llu", f.window);

@@ -51,7 +51,8 @@ int monitor_check_arm(char *seen, size_t len);
 int monitor_check_trace(char *seen, size_t len);
 
 /* flow_show.c: a mux's flow-control state (status, stats) */
-void show_flow(const char *name);
+struct kcm_mux;
+void show_flow(struct kcm_mux *mux);
 
 int cmd_create(int argc, char **argv);
 int cmd_destroy(int argc, char **argv);

@@ -14,89 +14,70 @@
 
 #include "kcm.h"
 #include "json.h"
+#include "output.h"
 #include "loader.h"
 #include "pool.h"
 #include "transport_args.h"
 
-static void event_start(const char *event, unsigned int idx)
-{
-	json_start_object(NULL);
-	json_string("event", event);
-	json_uint("time_ms", pool_wall_ms());
-	if (strcmp(event, "ready"))
-		json_uint("slot", idx);
-}
-
-static void event_end(struct pool *p)
-{
-	json_uint("up", p->up);
-	json_uint("count", p->count);
-	json_end_object();
-	json_done();
-}
-
-static void report_json(struct pool *p, const struct pool_event *e)
-{
-	struct slot *s = &p->slots[e->slot];
-
-	event_start(e->event, e->slot);
-	if (!strcmp(e->event, "connect_failed")) {
-		json_string("remote", e->remote);
-		json_string("stage", e->stage);
-		json_uint("attempt", s->attempts);
-		json_int("err", e->err);
-		json_string("error", strerror(e->err));
-		json_uint("retry_ms", e->retry_ms);
-	} else if (!strcmp(e->event, "connected")) {
-		json_string("remote", s->remote);
-		json_string("local", s->local);
-		json_uint("cookie", s->cookie);
-		json_uint("attempt", s->attempts);
-	} else if (!strcmp(e->event, "failed")) {
-		json_string("remote", s->remote);
-		json_string("local", s->local);
-		json_uint("cookie", s->cookie);
-		json_string("reason", e->ev ? kcm_fail_reason_name(e->ev->reason) : "unattached");
-		json_int("err", e->err);
-		json_string("error", e->err ? strerror(e->err) : "");
-		json_uint("lost_msgs", e->ev ? e->ev->lost_msgs : 0);
-		json_uint("lost_bytes", e->ev ? e->ev->lost_bytes : 0);
-		json_uint("uptime_ms", e->uptime_ms);
-		json_uint("retry_ms", e->retry_ms);
-	}
-	event_end(p);
-}
-
-static void report_text(struct pool *p, const struct pool_event *e)
-{
-	struct slot *s = &p->slots[e->slot];
-
-	if (!strcmp(e->event, "connect_failed")) {
-		printf("connect to %s failed: %s%s; retry in %u ms (slot %u, attempt %u)\n",
-		       e->remote, strcmp(e->stage, "attach") ? "" : "attach: ", strerror(e->err),
-		       e->retry_ms, e->slot, s->attempts);
-	} else if (!strcmp(e->event, "connected")) {
-		printf("connected %s from %s slot %u cookie %llu (%u/%u up)\n", s->remote,
-		       s->local, e->slot, (unsigned long long)s->cookie, p->up, p->count);
-	} else if (!strcmp(e->event, "failed")) {
-		unsigned long long lost = e->ev ? e->ev->lost_msgs : 0;
-
-		printf("lost cookie %llu (%s slot %u): %s", (unsigned long long)s->cookie,
-		       s->remote, e->slot,
-		       e->ev ? kcm_fail_reason_name(e->ev->reason) : "unattached");
-		if (e->err)
-			printf(" (%s)", strerror(e->err));
-		printf(", %llu message%s lost; reconnect in %u ms (%u/%u up)\n", lost,
-		       lost == 1 ? "" : "s", e->retry_ms, p->up, p->count);
-	} else if (!strcmp(e->event, "ready")) {
-		printf("all %u connections to %s up\n", p->count, p->addrname[0]);
-	}
-	fflush(stdout);
-}
-
+/* One event of the pool, as a line or a JSON object (pool.h says which fields). */
 static void report(struct pool *p, const struct pool_event *e)
 {
-	(env.json ? report_json : report_text)(p, e);
+	struct slot *s = &p->slots[e->slot];
+	const char *ev = e->event;
+
+	open_json_object(NULL);
+	print_string(PRINT_JSON, "event", NULL, ev);
+	print_uint(PRINT_JSON, "time_ms", NULL, pool_wall_ms());
+	if (strcmp(ev, "ready"))
+		print_uint(PRINT_JSON, "slot", NULL, e->slot);
+	if (!strcmp(ev, "connect_failed")) {
+		print_string(PRINT_ANY, "remote", "connect to %s failed: ", e->remote);
+		print_string(PRINT_JSON, "stage", NULL, e->stage);
+		print_string(PRINT_FP, NULL, "%s", strcmp(e->stage, "attach") ? "" : "attach: ");
+		print_uint(PRINT_JSON, "attempt", NULL, s->attempts);
+		print_int(PRINT_JSON, "err", NULL, e->err);
+		print_string(PRINT_ANY, "error", "%s", strerror(e->err));
+		print_uint(PRINT_ANY, "retry_ms", "; retry in %llu ms", e->retry_ms);
+		print_uint(PRINT_FP, NULL, " (slot %llu", e->slot);
+		print_uint(PRINT_FP, NULL, ", attempt %llu)", s->attempts);
+	} else if (!strcmp(ev, "connected")) {
+		print_string(PRINT_ANY, "remote", "connected %s", s->remote);
+		print_string(PRINT_ANY, "local", " from %s", s->local);
+		print_uint(PRINT_FP, NULL, " slot %llu", e->slot);
+		print_uint(PRINT_ANY, "cookie", " cookie %llu", s->cookie);
+		print_uint(PRINT_JSON, "attempt", NULL, s->attempts);
+	} else if (!strcmp(ev, "failed")) {
+		uint64_t lost = e->ev ? e->ev->lost_msgs : 0;
+
+		print_uint(PRINT_FP, NULL, "lost cookie %llu", s->cookie);
+		print_string(PRINT_ANY, "remote", " (%s", s->remote);
+		print_uint(PRINT_FP, NULL, " slot %llu)", e->slot);
+		print_string(PRINT_JSON, "local", NULL, s->local);
+		print_uint(PRINT_JSON, "cookie", NULL, s->cookie);
+		print_string(PRINT_ANY, "reason", ": %s",
+			     e->ev ? kcm_fail_reason_name(e->ev->reason) : "unattached");
+		print_int(PRINT_JSON, "err", NULL, e->err);
+		print_string(PRINT_JSON, "error", NULL, e->err ? strerror(e->err) : "");
+		if (e->err)
+			print_string(PRINT_FP, NULL, " (%s)", strerror(e->err));
+		print_uint(PRINT_ANY, "lost_msgs", ", %llu", lost);
+		print_string(PRINT_FP, NULL, " message%s lost", lost == 1 ? "" : "s");
+		print_uint(PRINT_JSON, "lost_bytes", NULL, e->ev ? e->ev->lost_bytes : 0);
+		print_uint(PRINT_JSON, "uptime_ms", NULL, e->uptime_ms);
+		print_uint(PRINT_ANY, "retry_ms", "; reconnect in %llu ms", e->retry_ms);
+	} else if (!strcmp(ev, "ready")) {
+		print_uint(PRINT_FP, NULL, "all %llu connections", p->count);
+		print_string(PRINT_FP, NULL, " to %s up", p->addrname[0]);
+	}
+	if (strcmp(ev, "connect_failed") && strcmp(ev, "ready")) {
+		print_uint(PRINT_ANY, "up", " (%llu", p->up);
+		print_uint(PRINT_ANY, "count", "/%llu up)", p->count);
+	} else {
+		print_uint(PRINT_JSON, "up", NULL, p->up);
+		print_uint(PRINT_JSON, "count", NULL, p->count);
+	}
+	close_json_object();
+	end_record();
 }
 
 static void connect_help(void)
@@ -239,19 +220,15 @@ int cmd_connect(int argc, char **argv)
 	ret = pool_run(&p, sig_fd);
 	closed = pool_stop(&p);
 	if (ret == EXIT_OK) {
-		if (env.json) {
-			json_start_object(NULL);
-			json_string("event", "stopped");
-			json_uint("time_ms", pool_wall_ms());
-			json_uint("unattached", closed);
-			json_uint("count", p.count);
-			json_end_object();
-			json_done();
-		} else {
-			printf("stopped: unattached %u connection%s from mux '%s'\n", closed,
-			       closed == 1 ? "" : "s", p.name);
-			fflush(stdout);
-		}
+		open_json_object(NULL);
+		print_string(PRINT_ANY, "event", "%s:", "stopped");
+		print_uint(PRINT_JSON, "time_ms", NULL, pool_wall_ms());
+		print_uint(PRINT_ANY, "unattached", " unattached %llu", closed);
+		print_string(PRINT_FP, NULL, " connection%s", closed == 1 ? "" : "s");
+		print_string(PRINT_FP, NULL, " from mux '%s'", p.name);
+		print_uint(PRINT_JSON, "count", NULL, p.count);
+		close_json_object();
+		end_record();
 	}
 	close(sig_fd);
 out:

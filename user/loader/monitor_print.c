@@ -6,7 +6,7 @@
 
 #include "kcm.h"
 #include "kcm_health.h"
-#include "json.h"
+#include "output.h"
 #include "loader.h"
 #include "monitor.h"
 
@@ -46,96 +46,98 @@ static void addrs_from_info(struct monitor *m, struct kcm_event *e)
 	memcpy(e->remote_addr, info.remote_addr, sizeof(e->remote_addr));
 }
 
-static void print_json(const struct kcm_event *e, const char *local, const char *remote)
+/* The text after "EVENT LOCAL -> REMOTE cookie C: ", which says what crossed what. */
+static void print_detail(const struct kcm_event *e)
 {
-	json_start_object(NULL);
-	json_string("event", event_name(e->type));
-	json_uint("time_ns", e->ts_ns);
-	json_uint("cookie", e->cookie);
-	json_uint("slot", e->slot);
-	json_string("local", local);
-	json_string("remote", remote);
-	json_uint("value", e->value);
-	json_uint("threshold", e->threshold);
-	json_int("err", e->err);
-	json_string("error", e->err ? strerror(e->err) : "");
-	json_string("state", tcp_state_name(e->state));
-	json_string("old_state", tcp_state_name(e->old_state));
-	json_start_object("tcp_info");
-	json_uint("srtt_us", e->srtt_us);
-	json_uint("rttvar_us", e->rttvar_us);
-	json_uint("rto_us", e->rto_us);
-	json_uint("snd_cwnd", e->snd_cwnd);
-	json_uint("packets_out", e->packets_out);
-	json_uint("retrans_out", e->retrans_out);
-	json_uint("total_retrans", e->total_retrans);
-	json_uint("bytes_acked", e->bytes_acked);
-	json_uint("bytes_received", e->bytes_received);
-	json_end_object();
-	json_end_object();
-	json_done();
-}
-
-static void print_text(const struct kcm_event *e, const char *local, const char *remote)
-{
-	printf("%s %s -> %s cookie %llu: ", event_name(e->type), local, remote, U(e->cookie));
 	switch (e->type) {
 	case KCM_EV_SRTT:
 	case KCM_EV_RTTVAR:
-		printf("%u us > %u us (cwnd %u, retrans %u)\n", e->value, e->threshold,
-		       e->snd_cwnd, e->total_retrans);
+		print_uint(PRINT_FP, NULL, "%llu us", e->value);
+		print_uint(PRINT_FP, NULL, " > %llu us", e->threshold);
+		print_uint(PRINT_FP, NULL, " (cwnd %llu", e->snd_cwnd);
+		print_uint(PRINT_FP, NULL, ", retrans %llu)", e->total_retrans);
 		break;
 	case KCM_EV_RETRANS:
-		printf("%u retransmitted >= %u (cwnd %u, in flight %u, srtt %u us)\n", e->value,
-		       e->threshold, e->snd_cwnd, e->packets_out, e->srtt_us);
+		print_uint(PRINT_FP, NULL, "%llu retransmitted", e->value);
+		print_uint(PRINT_FP, NULL, " >= %llu", e->threshold);
+		print_uint(PRINT_FP, NULL, " (cwnd %llu", e->snd_cwnd);
+		print_uint(PRINT_FP, NULL, ", in flight %llu", e->packets_out);
+		print_uint(PRINT_FP, NULL, ", srtt %llu us)", e->srtt_us);
 		break;
 	case KCM_EV_RTO:
-		printf("timeout %u in a row, rto %u us (cwnd %u, retrans %u)\n", e->value,
-		       e->rto_us, e->snd_cwnd, e->total_retrans);
+		print_uint(PRINT_FP, NULL, "timeout %llu in a row", e->value);
+		print_uint(PRINT_FP, NULL, ", rto %llu us", e->rto_us);
+		print_uint(PRINT_FP, NULL, " (cwnd %llu", e->snd_cwnd);
+		print_uint(PRINT_FP, NULL, ", retrans %llu)", e->total_retrans);
 		break;
 	case KCM_EV_STATE:
-		printf("%s -> %s%s%s\n", tcp_state_name(e->old_state), tcp_state_name(e->state),
-		       e->err ? ": " : "", e->err ? strerror(e->err) : "");
+		print_string(PRINT_FP, NULL, "%s", tcp_state_name(e->old_state));
+		print_string(PRINT_FP, NULL, " -> %s", tcp_state_name(e->state));
+		if (e->err)
+			print_string(PRINT_FP, NULL, ": %s", strerror(e->err));
 		break;
 	case KCM_EV_PARSE_ERROR:
-		printf("parser failed the transport: %s\n", strerror(e->err));
+		print_string(PRINT_FP, NULL, "parser failed the transport: %s", strerror(e->err));
 		break;
 	default:
-		printf("event type %u\n", e->type);
+		print_uint(PRINT_FP, NULL, "event type %llu", e->type);
 		break;
 	}
-	fflush(stdout);
+}
+
+static void print_event(const struct kcm_event *e, const char *local, const char *remote)
+{
+	open_json_object(NULL);
+	print_string(PRINT_ANY, "event", "%s", event_name(e->type));
+	print_uint(PRINT_JSON, "time_ns", NULL, e->ts_ns);
+	print_string(PRINT_ANY, "local", " %s", local);
+	print_string(PRINT_ANY, "remote", " -> %s", remote);
+	print_uint(PRINT_ANY, "cookie", " cookie %llu: ", e->cookie);
+	print_uint(PRINT_JSON, "slot", NULL, e->slot);
+	print_uint(PRINT_JSON, "value", NULL, e->value);
+	print_uint(PRINT_JSON, "threshold", NULL, e->threshold);
+	print_int(PRINT_JSON, "err", NULL, e->err);
+	print_string(PRINT_JSON, "error", NULL, e->err ? strerror(e->err) : "");
+	print_string(PRINT_JSON, "state", NULL, tcp_state_name(e->state));
+	print_string(PRINT_JSON, "old_state", NULL, tcp_state_name(e->old_state));
+	print_detail(e);
+	open_json_object("tcp_info");
+	print_uint(PRINT_JSON, "srtt_us", NULL, e->srtt_us);
+	print_uint(PRINT_JSON, "rttvar_us", NULL, e->rttvar_us);
+	print_uint(PRINT_JSON, "rto_us", NULL, e->rto_us);
+	print_uint(PRINT_JSON, "snd_cwnd", NULL, e->snd_cwnd);
+	print_uint(PRINT_JSON, "packets_out", NULL, e->packets_out);
+	print_uint(PRINT_JSON, "retrans_out", NULL, e->retrans_out);
+	print_uint(PRINT_JSON, "total_retrans", NULL, e->total_retrans);
+	print_uint(PRINT_JSON, "bytes_acked", NULL, e->bytes_acked);
+	print_uint(PRINT_JSON, "bytes_received", NULL, e->bytes_received);
+	close_json_object();
+	close_json_object();
+	end_record();
 }
 
 /* One braking line: "brake" when the mux starts closing windows, "release" at the end. */
 void monitor_print_brake(struct monitor *m, const char *what, const struct kcm_flow *f,
 			__u64 now, uint64_t brakes)
 {
-	uint64_t ms = (now - m->brake_start_ns) / 1000000;
+	enum print_kind on_brake = *what == 'b' ? PRINT_ANY : PRINT_JSON;
 
-	if (env.json) {
-		json_start_object(NULL);
-		json_string("event", what);
-		json_uint("time_ns", now);
-		json_uint("braked", f->braked);
-		json_uint("transports", f->transports);
-		json_uint("unread_bytes", f->unread_bytes);
-		json_uint("held_bytes", f->held_bytes);
-		if (*what == 'r') {
-			json_uint("duration_ms", ms);
-			json_uint("peak_braked", m->brake_peak);
-			json_uint("brakes", brakes);
-		}
-		json_end_object();
-		json_done();
-	} else if (*what == 'b') {
-		printf("brake mux %s: %u of %u transports braked, %llu B unread (%llu held)\n",
-		       m->name, f->braked, f->transports, U(f->unread_bytes), U(f->held_bytes));
-	} else {
-		printf("release mux %s: windows open again after %llu ms (at most %u braked, %llu "
-		       "brakes)\n", m->name, U(ms), m->brake_peak, U(brakes));
+	open_json_object(NULL);
+	print_string(PRINT_ANY, "event", "%s", what);
+	print_string(PRINT_FP, NULL, " mux %s:", m->name);
+	print_uint(PRINT_JSON, "time_ns", NULL, now);
+	print_uint(on_brake, "braked", " %llu", f->braked);
+	print_uint(on_brake, "transports", " of %llu transports braked", f->transports);
+	print_uint(on_brake, "unread_bytes", ", %llu B unread", f->unread_bytes);
+	print_uint(on_brake, "held_bytes", " (%llu held)", f->held_bytes);
+	if (*what == 'r') {
+		print_uint(PRINT_ANY, "duration_ms", " windows open again after %llu ms",
+			   (now - m->brake_start_ns) / 1000000);
+		print_uint(PRINT_ANY, "peak_braked", " (at most %llu braked", m->brake_peak);
+		print_uint(PRINT_ANY, "brakes", ", %llu brakes)", brakes);
 	}
-	fflush(stdout);
+	close_json_object();
+	end_record();
 }
 
 /* One health event, its addresses from the event or from transport_info. */
@@ -148,8 +150,5 @@ void monitor_print_event(struct monitor *m, struct kcm_event *e)
 		fmt_addr(local, sizeof(local), e->family, e->local_addr, e->local_port);
 		fmt_addr(remote, sizeof(remote), e->family, e->remote_addr, e->remote_port);
 	}
-	if (env.json)
-		print_json(e, local, remote);
-	else
-		print_text(e, local, remote);
+	print_event(e, local, remote);
 }

@@ -62,6 +62,15 @@ void print_nl(void)
 		putchar('\n');
 }
 
+void end_record(void)
+{
+	if (env.json)
+		json_done();
+	else
+		putchar('\n');
+	fflush(stdout);
+}
+
 void open_json_object(const char *key)
 {
 	if (env.json)

@@ -23,6 +23,8 @@ void print_bool(enum print_kind kind, const char *key, const char *fmt, bool v);
 /* JSON null; text prints @fmt as it is */
 void print_null(enum print_kind kind, const char *key, const char *fmt);
 void print_nl(void);
+/* The end of one record of a stream (an event): a newline in both outputs, flushed. */
+void end_record(void);
 void open_json_object(const char *key);
 void close_json_object(void);
 void open_json_array(const char *key);

@@ -11,6 +11,7 @@
 #include "kcm.h"
 #include "json.h"
 #include "loader.h"
+#include "output.h"
 #include "transport_args.h"
 
 #ifndef SO_COOKIE
@@ -238,20 +239,14 @@ int cmd_attach(int argc, char **argv)
 		socklen_t len = sizeof(cookie);
 
 		getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len);
-		if (env.json) {
-			json_start_object(NULL);
-			json_string("mux", name);
-			json_uint("pid", t.pid);
-			json_uint("fd", t.fd);
-			json_uint("cookie", cookie);
-			json_uint("parser", parser);
-			json_end_object();
-			json_done();
-		} else {
-			printf("attached fd %llu of pid %llu (cookie %llu) to mux '%s' (parser %d)\n",
-			       (unsigned long long)t.fd, (unsigned long long)t.pid,
-			       (unsigned long long)cookie, name, parser);
-		}
+		open_json_object(NULL);
+		print_uint(PRINT_ANY, "fd", "attached fd %llu", t.fd);
+		print_uint(PRINT_ANY, "pid", " of pid %llu", t.pid);
+		print_uint(PRINT_ANY, "cookie", " (cookie %llu)", cookie);
+		print_string(PRINT_ANY, "mux", " to mux '%s'", name);
+		print_int(PRINT_ANY, "parser", " (parser %lld)", parser);
+		close_json_object();
+		end_record();
 	}
 	close(fd);
 	kcm_mux_close(mux);

@@ -7,6 +7,7 @@
 #include "json.h"
 #include "kcm.h"
 #include "loader.h"
+#include "output.h"
 
 static const char *state_name(enum kcm_check_state s)
 {
@@ -24,22 +25,23 @@ static const char *state_name(enum kcm_check_state s)
 
 static void print_check(const struct kcm_check *c, void *ctx)
 {
+	bool problem = c->state == KCM_CHECK_MISSING || c->state == KCM_CHECK_UNKNOWN;
+
 	(void)ctx;
-	if (env.json) {
-		json_start_object(NULL);
-		json_string("name", c->name);
-		json_string("state", state_name(c->state));
-		json_string("needed_for", c->needed_for);
-		json_string("seen", c->seen);
-		if (c->fix)
-			json_string("fix", c->fix);
-		json_end_object();
-		return;
-	}
-	printf("%-14s %-8s %s\n", c->name, state_name(c->state), c->seen);
-	if (c->state == KCM_CHECK_MISSING || c->state == KCM_CHECK_UNKNOWN)
-		printf("%-14s %-8s needed for %s%s%s\n", "", "", c->needed_for,
-		       c->fix ? "; " : "", c->fix ? c->fix : "");
+	open_json_object(NULL);
+	print_string(PRINT_ANY, "name", "%-14s", c->name);
+	print_string(PRINT_ANY, "state", " %-8s", state_name(c->state));
+	print_string(PRINT_JSON, "needed_for", NULL, c->needed_for);
+	print_string(PRINT_ANY, "seen", " %s\n", c->seen);
+	if (problem)
+		print_string(PRINT_FP, NULL, "%-23s needed for ", "");
+	if (problem)
+		print_string(PRINT_FP, NULL, "%s", c->needed_for);
+	if (c->fix)
+		print_string(problem ? PRINT_ANY : PRINT_JSON, "fix", "; %s", c->fix);
+	if (problem)
+		print_nl();
+	close_json_object();
 }
 
 /*

@@ -23,6 +23,7 @@
 #include "kcm_health.skel.h"
 #include "json.h"
 #include "loader.h"
+#include "output.h"
 #include "monitor.h"
 
 #define POLL_MS 100
@@ -113,23 +114,19 @@ static void report_cost(struct monitor *m)
 	}
 	if (info.run_cnt)
 		per = (double)info.run_time_ns / info.run_cnt;
-	if (env.json) {
-		json_start_object(NULL);
-		json_start_object("stats_cost");
-		json_string("prog", m->traced ? "kcm_health_trace" : "kcm_health");
-		json_string("path", what);
-		json_uint("prog_id", info.id);
-		json_uint("run_cnt", info.run_cnt);
-		json_uint("run_time_ns", info.run_time_ns);
-		json_uint("ns_per_callback", (uint64_t)(per + 0.5));
-		json_end_object();
-		json_end_object();
-		json_done();
-	} else {
-		printf("%s cost: %llu callbacks, %llu ns, %.1f ns per callback\n", what,
-		       U(info.run_cnt), U(info.run_time_ns), per);
-		fflush(stdout);
-	}
+	open_json_object(NULL);
+	open_json_object("stats_cost");
+	print_string(PRINT_JSON, "prog", NULL, m->traced ? "kcm_health_trace" : "kcm_health");
+	print_string(PRINT_ANY, "path", "%s cost:", what);
+	print_uint(PRINT_JSON, "prog_id", NULL, info.id);
+	print_uint(PRINT_ANY, "run_cnt", " %llu callbacks", info.run_cnt);
+	print_uint(PRINT_ANY, "run_time_ns", ", %llu ns", info.run_time_ns);
+	print_uint(PRINT_JSON, "ns_per_callback", NULL, (uint64_t)(per + 0.5));
+	if (!env.json)
+		printf(", %.1f ns per callback", per); /* text keeps the decimal */
+	close_json_object();
+	close_json_object();
+	end_record();
 }
 
 static void monitor_close(struct monitor *m)

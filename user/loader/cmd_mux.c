@@ -13,6 +13,7 @@
 #include "kcm_shared.h"
 #include "json.h"
 #include "loader.h"
+#include "output.h"
 
 static void create_help(FILE *f)
 {
@@ -167,21 +168,19 @@ int cmd_create(int argc, char **argv)
 	kcm_framing_format(&o.framing, spec, sizeof(spec));
 	if (o.parser)
 		snprintf(spec, sizeof(spec), "parser %.50s", parser);
-	if (env.json) {
-		char path[256];
+	{
+		char path[300];
 
 		snprintf(path, sizeof(path), "%s/%s", kcm_pin_root(), o.pin_name);
-		json_start_object(NULL);
-		json_string("name", o.pin_name);
-		json_string("path", path);
-		json_string("framing", o.parser ? "parsers" : spec);
+		open_json_object(NULL);
+		print_string(PRINT_ANY, "name", "created mux '%s'", o.pin_name);
+		print_string(PRINT_JSON, "framing", NULL, o.parser ? "parsers" : spec);
 		if (o.parser)
-			json_string("parser", parser);
-		json_end_object();
-		json_done();
-	} else {
-		printf("created mux '%s' (framing %s) at %s/%s\n", o.pin_name, spec, kcm_pin_root(),
-		       o.pin_name);
+			print_string(PRINT_JSON, "parser", NULL, parser);
+		print_string(PRINT_FP, NULL, " (framing %s)", spec);
+		print_string(PRINT_ANY, "path", " at %s", path);
+		close_json_object();
+		end_record();
 	}
 	return EXIT_OK;
 }
@@ -262,23 +261,23 @@ static int closed_transports(const char *name)
 /* One thing clean did (or, with --dry-run, would do): a line, or an object of its array. */
 static void clean_record(const char *mux, const char *action, const char *reason, int n)
 {
-	if (env.json) {
-		json_start_object(NULL);
-		json_string("mux", mux);
-		json_string("action", action);
-		if (reason)
-			json_string("reason", reason);
-		else
-			json_uint("transports", n);
-		json_end_object();
-	} else if (reason) {
-		printf("%s mux '%s': %s\n", !strcmp(action, "remove") ? "would remove" :
-		       "removed", mux, reason);
+	open_json_object(NULL);
+	print_string(PRINT_JSON, "mux", NULL, mux);
+	print_string(PRINT_JSON, "action", NULL, action);
+	if (reason) {
+		print_string(PRINT_FP, NULL, "%s", strcmp(action, "remove") ? "removed" :
+			     "would remove");
+		print_string(PRINT_FP, NULL, " mux '%s'", mux);
+		print_string(PRINT_ANY, "reason", ": %s", reason);
 	} else {
-		printf("%s %d closed transport%s of mux '%s'\n",
-		       !strcmp(action, "forget") ? "would forget" : "forgot", n,
-		       n == 1 ? "" : "s", mux);
+		print_string(PRINT_FP, NULL, "%s", strcmp(action, "forget") ? "forgot" :
+			     "would forget");
+		print_uint(PRINT_ANY, "transports", " %llu", n);
+		print_string(PRINT_FP, NULL, " closed transport%s", n == 1 ? "" : "s");
+		print_string(PRINT_FP, NULL, " of mux '%s'", mux);
 	}
+	print_nl();
+	close_json_object();
 }
 
 /* Records of transports whose sockets closed (the owner died without unattaching). */

@@ -11,6 +11,7 @@
 
 #include "json.h"
 #include "loader.h"
+#include "output.h"
 
 static const struct {
 	const char *name, *framing;
@@ -118,15 +119,12 @@ int cmd_parsers(int argc, char **argv)
 			snprintf(seen[nseen++], sizeof(seen[0]), "%s", name);
 			snprintf(path, sizeof(path), "%.*s/%s", PATH_MAX - 1, dirs[i], name);
 			strncat(path, ".bpf.o", sizeof(path) - strlen(path) - 1);
-			if (env.json) {
-				json_start_object(NULL);
-				json_string("name", name);
-				json_string("framing", describe(name));
-				json_string("object", path);
-				json_end_object();
-			} else {
-				printf("%-10s %s\n           %s\n", name, describe(name), path);
-			}
+			open_json_object(NULL);
+			print_string(PRINT_ANY, "name", "%-10s", name);
+			print_string(PRINT_ANY, "framing", " %s", describe(name));
+			print_string(PRINT_ANY, "object", "\n           %s", path);
+			print_nl();
+			close_json_object();
 		}
 		if (d)
 			closedir(d);

@@ -101,7 +101,8 @@ struct kcm_program_status {
 	uint32_t prog_id;	/* attached, as the kernel reports it; 0: none */
 	char prog_name[16];
 	uint32_t pinned_prog_id; /* the program pinned with the mux for this place */
-	bool ok;
+	bool ok;		/* the pinned program is there, or the kernel cannot say */
+	int query_err;		/* errno of BPF_PROG_QUERY when the kernel cannot say */
 };
 struct kcm_parser_status {
 	size_t sz;

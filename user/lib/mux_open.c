@@ -35,7 +35,8 @@ struct kcm_mux *kcm_mux_open_opts(const char *name, const struct kcm_mux_open_op
 	mux->inspect = inspect;
 	/* inspecting: the folder must be there, any pin in it may be missing */
 	if (inspect && !kcm_pin_path(path, sizeof(path), name, NULL) && access(path, F_OK))
-		err = kcm_fail(-errno, "no mux named '%s' (no %s)", name, path);
+		err = errno == ENOENT ? kcm_fail(-errno, "no mux named '%s' (no %s)", name, path) :
+		      kcm_fail(-errno, "failed to read %s", path);
 	for (int i = 0; !err && i < KCM_PIN_COUNT; i++) {
 		const char *file = kcm_pin_file(i);
 		int fd;
@@ -44,7 +45,7 @@ struct kcm_mux *kcm_mux_open_opts(const char *name, const struct kcm_mux_open_op
 		if (err)
 			break;
 		fd = bpf_obj_get(path);
-		if (fd < 0 && inspect) {
+		if (fd < 0 && inspect && errno == ENOENT) {
 			if (!mux->missing[0])
 				snprintf(mux->missing, sizeof(mux->missing), "%s", file);
 			continue;

@@ -61,25 +61,29 @@ int kcm_name_check(const char *name)
 	return 0;
 }
 
+static char bpffs_dir[256], pin_root_dir[300];
+static pthread_once_t dirs_once = PTHREAD_ONCE_INIT;
+
+/* $KCM_BPFFS, read once: threads may ask first at the same time */
+static void dirs_init(void)
+{
+	const char *env = getenv("KCM_BPFFS");
+
+	snprintf(bpffs_dir, sizeof(bpffs_dir), "%s",
+		 env && env[0] == '/' ? env : KCM_BPFFS_DEFAULT);
+	snprintf(pin_root_dir, sizeof(pin_root_dir), "%s/kcm", bpffs_dir);
+}
+
 const char *kcm_bpffs(void)
 {
-	static char dir[256];
-
-	if (!dir[0]) {
-		const char *env = getenv("KCM_BPFFS");
-
-		snprintf(dir, sizeof(dir), "%s", env && env[0] == '/' ? env : KCM_BPFFS_DEFAULT);
-	}
-	return dir;
+	pthread_once(&dirs_once, dirs_init);
+	return bpffs_dir;
 }
 
 const char *kcm_pin_root(void)
 {
-	static char dir[300];
-
-	if (!dir[0])
-		snprintf(dir, sizeof(dir), "%s/kcm", kcm_bpffs());
-	return dir;
+	pthread_once(&dirs_once, dirs_init);
+	return pin_root_dir;
 }
 
 int kcm_bpffs_prepare(bool may_mount)

@@ -42,7 +42,7 @@ BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
 TEST_BPF_SRCS := $(wildcard tests/bpf/*.bpf.c)
 TEST_BPF_OBJS := $(patsubst tests/bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(TEST_BPF_SRCS))
 SKELS := $(patsubst %.bpf.c,$(OUTPUT)/%.skel.h,$(notdir $(BPF_SRCS) $(TEST_BPF_SRCS)))
-PUBLIC_HEADERS := user/include/kcm.h user/include/kcm_inspect.h
+PUBLIC_HEADERS := user/include/kcm.h user/include/kcm_inspect.h user/include/kcm_monitor.h
 LIB_SRCS := $(wildcard user/lib/*.c)
 LIB_OBJS := $(patsubst user/lib/%.c,$(OUTPUT)/lib/%.o,$(LIB_SRCS))
 LOADER_SRCS := $(wildcard user/loader/*.c)
@@ -113,7 +113,7 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(Q)$(BPFTOOL) gen skeleton $< name $(subst .,_,$*)_bpf > $@
 
 $(OUTPUT)/lib/%.o: user/lib/%.c $(wildcard user/lib/*.h) $(PUBLIC_HEADERS) bpf/kcm_shared.h \
-		$(OUTPUT)/kcm.skel.h | $(OUTPUT)/lib
+		bpf/kcm_health.h $(OUTPUT)/kcm.skel.h $(OUTPUT)/kcm_health.skel.h | $(OUTPUT)/lib
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
 

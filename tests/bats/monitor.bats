@@ -238,6 +238,17 @@ EOF
 	no_programs_left
 }
 
+@test "libkcm's kcm_monitor API: arming, a peer's RST as ECONNRESET, the callback's stop, bad options" {
+	run "$PROGS/monitor_check"
+	echo "$output"
+	for name in monitor_events monitor_stop monitor_bad_opts; do
+		[[ "$output" == *"PASS $name"* ]] || { echo "missing: PASS $name"; return 1; }
+	done
+	[[ "$output" != *"FAIL "* ]]
+	[ "$status" -eq 0 ]
+	no_programs_left
+}
+
 @test "monitor: clear errors for a missing mux and a bad cgroup, nothing attached after" {
 	run "$LOADER" monitor "$MUX"
 	[ "$status" -eq 1 ]

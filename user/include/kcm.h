@@ -329,6 +329,8 @@ int kcm_check_system(kcm_check_fn fn, void *ctx);
 
 /* Inspecting a mux: state, transports, KCM sockets, programs, counters. */
 #include "kcm_inspect.h"
+/* Watching a mux: transport health events and braking episodes. */
+#include "kcm_monitor.h"
 
 #ifdef __cplusplus
 }

@@ -377,6 +377,23 @@ static void check_af_kcm(struct run *r)
 	}
 }
 
+/*
+ * monitor's two paths: @probe fills what it saw and returns 0, -EOPNOTSUPP when the
+ * kernel lacks the feature (@fix says what to do), or another -errno.
+ */
+static void check_health(struct run *r, const char *name, const char *needed_for,
+			 int (*probe)(char *seen, size_t len), const char *fix)
+{
+	char seen[sizeof(((struct kcm_check *)0)->seen)];
+	int err = probe(seen, sizeof(seen));
+	enum kcm_check_state state = err ? KCM_CHECK_MISSING : KCM_CHECK_OK;
+
+	if (err == -EPERM || err == -EACCES)
+		state = KCM_CHECK_UNKNOWN;
+	report(r, name, state, needed_for, err == -EOPNOTSUPP ? fix :
+	       "run `kcm-loader check` as root, with cgroup v2 mounted", "%s", seen);
+}
+
 int kcm_check_system(kcm_check_fn fn, void *ctx)
 {
 	struct run r = { .fn = fn, .ctx = ctx };
@@ -395,5 +412,11 @@ int kcm_check_system(kcm_check_fn fn, void *ctx)
 	check_data_plane(&r);
 	check_monitor(&r);
 	check_af_kcm(&r);
+	check_health(&r, "monitor-arm", "kcm-loader monitor's sock_ops path (without it, "
+		     "monitor uses tracepoints, machine-wide)", kcm_health_check_arm,
+		     "nothing to do: monitor takes its tracing path (or use Linux 6.12)");
+	check_health(&r, "monitor-trace", "kcm-loader monitor where monitor-arm is missing "
+		     "(and --trace)", kcm_health_check_trace,
+		     "use Linux 5.19 or later for kcm-loader monitor without monitor-arm");
 	return r.missing;
 }

@@ -78,6 +78,24 @@ struct kcm_sock {
 /* probe.c: the kernel has FIONREAD for UDP sockets in a sockmap (udp_bpf_ioctl) */
 bool kcm_kernel_udp_inq(void);
 
+/* monitor_hz.c: HZ from how fast /proc/timer_list's jiffies advance (cached); 0 unknown */
+unsigned int kcm_estimate_hz(void);
+
+/* health_progs.c: the health programs and what this kernel lets them do */
+#define KCM_ARM_UNSUPPORTED "this kernel's bpf_setsockopt() cannot set " \
+	"TCP_BPF_SOCK_OPS_CB_FLAGS from a cgroup/setsockopt program (Linux 6.12 added it), " \
+	"so monitor cannot arm transports here"
+struct kcm_health_bpf;
+struct bpf_program;
+struct kcm_health_bpf *kcm_health_open(void);
+/* The programs of the tracing path, or NULL at @i's end. */
+struct bpf_program *kcm_health_trace_prog(struct kcm_health_bpf *skel, size_t i);
+/* Set (or clear, @flags 0) the health callbacks of the socket behind our fd @copy. */
+int kcm_health_arm_fd(int copy, __u32 flags);
+/* Fill @seen; 0, -EOPNOTSUPP when the kernel lacks it, or another -errno. */
+int kcm_health_check_arm(char *seen, size_t len);
+int kcm_health_check_trace(char *seen, size_t len);
+
 /* error.c: record "<what failed>: <strerror(err)>" for kcm_last_error(); returns @err */
 int kcm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -227,9 +245,6 @@ int kcm_member_slot(struct kcm_mux *mux, __u32 slot, struct kcm_member_info *inf
 		    __u64 *cookie);
 
 /* tx_table.c: the transports this process can write to */
-/* The cookie in @slot of the transport map of @info's parser; -ENOENT when empty. */
-int kcm_transport_lookup(struct kcm_mux *mux, const struct kcm_transport_info *info,
-			 __u32 slot, __u64 *cookie);
 int kcm_tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie);
 void kcm_tx_remove(struct kcm_mux *mux, uint64_t cookie);
 int kcm_tx_refresh(struct kcm_mux *mux);

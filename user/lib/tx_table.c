@@ -9,17 +9,6 @@
 #include "internal.h"
 #include "pidfd.h"
 
-/* The cookie in @slot of the transport map of @info's parser; -ENOENT when empty. */
-int kcm_transport_lookup(struct kcm_mux *mux, const struct kcm_transport_info *info,
-			 __u32 slot, __u64 *cookie)
-{
-	int map = kcm_transport_map(mux, info->parser);
-
-	if (map < 0)
-		return map;
-	return bpf_map_lookup_elem(map, &slot, cookie) ? -errno : 0;
-}
-
 int kcm_tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie)
 {
 	struct kcm_transport *t = calloc(1, sizeof(*t));
@@ -113,8 +102,8 @@ int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
 	for (unsigned int i = 0; i < mux->ntx;) {
 		struct kcm_transport *t = mux->tx[i];
 
-		if (!bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &t->slot, &info) &&
-		    !kcm_transport_lookup(mux, &info, t->slot, &cookie) && cookie == t->cookie) {
+		if (kcm_transport_slot(mux, t->slot, &info, &cookie) == KCM_SLOT_ATTACHED &&
+		    cookie == t->cookie) {
 			i++;
 			continue;
 		}
@@ -127,9 +116,7 @@ int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
 		bool known = false;
 		int fd;
 
-		if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
-		    !info.cookie || kcm_transport_lookup(mux, &info, slot, &cookie) ||
-		    info.cookie != cookie)
+		if (kcm_transport_slot(mux, slot, &info, &cookie) != KCM_SLOT_ATTACHED)
 			continue;
 		pthread_rwlock_rdlock(&mux->tx_lock);
 		for (unsigned int i = 0; i < mux->ntx; i++)

@@ -44,26 +44,6 @@ static void print_check(const struct kcm_check *c, void *ctx)
 	close_json_object();
 }
 
-/*
- * One of the loader's own checks: @probe fills what it saw and returns 0, -EOPNOTSUPP
- * when the kernel lacks the feature (@fix says what to do), or another -errno.
- */
-static int loader_check(const char *name, const char *needed_for,
-			int (*probe)(char *seen, size_t len), const char *fix)
-{
-	struct kcm_check c = { .name = name, .needed_for = needed_for };
-	int err = probe(c.seen, sizeof(c.seen));
-
-	c.state = err ? KCM_CHECK_MISSING : KCM_CHECK_OK;
-	if (err == -EPERM || err == -EACCES)
-		c.state = KCM_CHECK_UNKNOWN;
-	if (err)
-		c.fix = err == -EOPNOTSUPP ? fix :
-			"run `kcm-loader check` as root, with cgroup v2 mounted";
-	print_check(&c, NULL);
-	return err ? 1 : 0;
-}
-
 int cmd_check(int argc, char **argv)
 {
 	int missing, ret;
@@ -83,12 +63,6 @@ int cmd_check(int argc, char **argv)
 	if (env.json)
 		json_start_array(NULL);
 	missing = kcm_check_system(print_check, NULL);
-	missing += loader_check("monitor-arm", "kcm-loader monitor's sock_ops path (without it, "
-				"monitor uses tracepoints, machine-wide)", monitor_check_arm,
-				"nothing to do: monitor takes its tracing path (or use Linux 6.12)");
-	missing += loader_check("monitor-trace", "kcm-loader monitor where monitor-arm is "
-				"missing (and --trace)", monitor_check_trace,
-				"use Linux 5.19 or later for kcm-loader monitor without monitor-arm");
 	if (env.json) {
 		json_end_array();
 		json_done();

@@ -1,10 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * kcm-loader monitor: stream the transport health events of one mux. monitor_progs.c
- * loads the health programs on the mux's own maps and attaches them (through bpf_links:
- * they go away with this process, even when it is killed); monitor_print.c prints
- * events; this file takes the options, reads the ring buffer and flow control's braking
- * episodes, and runs the loop.
+ * kcm-loader monitor: stream the transport health events of one mux. libkcm's
+ * kcm_monitor_open/poll/close load, attach and arm (kcm_monitor.h); monitor_print.c
+ * prints the events; this file takes the options and runs the loop.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,12 +13,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
 
 #include "kcm.h"
-#include "kcm_health.h"
-#include "kcm_health.skel.h"
 #include "json.h"
 #include "loader.h"
 #include "output.h"
@@ -44,68 +38,61 @@ static __u64 mono_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+static const char *arm_hint(int err)
+{
+	switch (err) {
+	case ESRCH:
+		return "its owner exited";
+	case EBADF:
+	case ESTALE:
+		return "its owner closed it";
+	case EPERM:
+		return "pidfd_getfd needs CAP_SYS_PTRACE over its owner";
+	case ENOPROTOOPT:
+		return "the setsockopt program did not run for it: is the socket in another "
+		       "cgroup tree than --cgroup?";
+	default:
+		return strerror(err);
+	}
+}
+
 /* One event printed: --count stops the run after that many. */
-static void counted(struct monitor *m)
-{
-	m->events++;
-	if (m->max_events && m->events >= m->max_events)
-		stop = 1;
-}
-
-/*
- * Braking episodes: from the first transport braked to the moment none is. Looked at
- * every poll, so an episode shorter than that shows as one "release" with the brakes
- * counted since the last look.
- */
-static void check_brakes(struct monitor *m)
-{
-	struct kcm_flow f = { .sz = sizeof(f) };
-	__u64 now = mono_ns();
-	uint64_t brakes;
-
-	if (!m->mux || kcm_mux_flow(m->mux, &f))
-		return;
-	brakes = f.brakes - m->brakes_seen;
-	if (f.braked && !m->brake_start_ns) {
-		m->brake_start_ns = now;
-		m->brake_peak = 0;
-		monitor_print_brake(m, "brake", &f, now, brakes);
-		counted(m);
-	}
-	if (f.braked > m->brake_peak)
-		m->brake_peak = f.braked;
-	if (!f.braked && (m->brake_start_ns || brakes)) {
-		if (!m->brake_start_ns)
-			m->brake_start_ns = now;
-		monitor_print_brake(m, "release", &f, now, brakes);
-		counted(m);
-		m->brake_start_ns = 0;
-		m->brakes_seen = f.brakes;
-	}
-}
-
-static int on_event(void *ctx, void *data, size_t size)
+static int on_event(const struct kcm_monitor_event *e, void *ctx)
 {
 	struct monitor *m = ctx;
-	struct kcm_event e = { 0 };
 
-	memcpy(&e, data, size < sizeof(e) ? size : sizeof(e));
-	/* left in the ring by an earlier run (or by the data plane while nobody listened) */
-	if (e.ts_ns < m->start_ns) {
-		m->stale++;
+	switch (e->type) {
+	case KCM_MON_ARMED:
+		if (env.verbose)
+			fprintf(stderr, "kcm-loader: armed transport %llu (slot %u)\n",
+				U(e->cookie), e->slot);
 		return 0;
+	case KCM_MON_ARM_FAILED:
+		fprintf(stderr, "kcm-loader: failed to arm transport %llu (slot %u, pid %u fd %d) "
+			"of mux '%s': %s\n", U(e->cookie), e->slot, e->pid, e->fd, m->name,
+			arm_hint(e->err));
+		return 0;
+	case KCM_MON_BRAKE:
+	case KCM_MON_RELEASE:
+		monitor_print_brake(m, e);
+		break;
+	default:
+		monitor_print_event(e);
+		break;
 	}
-	monitor_print_event(m, &e);
-	counted(m);
-	return 0;
+	m->events++;
+	if (!m->max_events || m->events < m->max_events)
+		return 0;
+	stop = 1;
+	return 1;
 }
 
 static void report_cost(struct monitor *m)
 {
-	struct bpf_prog_info info = { 0 };
-	const char *what = m->traced ? "tracing" : "sock_ops";
+	struct kcm_monitor_info info = { .sz = sizeof(info) };
 	double per = 0;
-	int err = program_cost(m, &info);
+	int err = kcm_monitor_info(m->mon, &info);
+	const char *what = info.traced ? "tracing" : "sock_ops";
 
 	if (err) {
 		fprintf(stderr, "kcm-loader: failed to read the %s programs' statistics: %s\n",
@@ -116,9 +103,9 @@ static void report_cost(struct monitor *m)
 		per = (double)info.run_time_ns / info.run_cnt;
 	open_json_object(NULL);
 	open_json_object("stats_cost");
-	print_string(PRINT_JSON, "prog", NULL, m->traced ? "kcm_health_trace" : "kcm_health");
+	print_string(PRINT_JSON, "prog", NULL, info.traced ? "kcm_health_trace" : "kcm_health");
 	print_string(PRINT_ANY, "path", "%s cost:", what);
-	print_uint(PRINT_JSON, "prog_id", NULL, info.id);
+	print_uint(PRINT_JSON, "prog_id", NULL, info.prog_id);
 	print_uint(PRINT_ANY, "run_cnt", " %llu callbacks", info.run_cnt);
 	print_uint(PRINT_ANY, "run_time_ns", ", %llu ns", info.run_time_ns);
 	print_uint(PRINT_JSON, "ns_per_callback", NULL, (uint64_t)(per + 0.5));
@@ -127,30 +114,6 @@ static void report_cost(struct monitor *m)
 	close_json_object();
 	close_json_object();
 	end_record();
-}
-
-static void monitor_close(struct monitor *m)
-{
-	__u32 zero = 0;
-
-	if (m->skel && m->arm_link)
-		disarm_all(m);
-	bpf_link__destroy(m->arm_link);
-	bpf_link__destroy(m->sockops_link);
-	for (size_t i = 0; i < sizeof(m->trace_link) / sizeof(m->trace_link[0]); i++)
-		bpf_link__destroy(m->trace_link[i]);
-	ring_buffer__free(m->rb);
-	if (m->skel && m->cfg_fd >= 0 && (m->sockops_link || m->traced)) {
-		struct kcm_health_cfg off = { 0 };
-
-		bpf_map_update_elem(m->cfg_fd, &zero, &off, BPF_ANY);
-	}
-	kcm_health_bpf__destroy(m->skel);
-	if (m->stats_fd >= 0)
-		close(m->stats_fd); /* the kernel stops timing programs with the last such fd */
-	if (m->cgroup_fd >= 0)
-		close(m->cgroup_fd);
-	kcm_mux_close(m->mux);
 }
 
 static int ready(const char *path)
@@ -163,80 +126,45 @@ static int ready(const char *path)
 	return 0;
 }
 
-static int run(struct monitor *m, const char *cgroup, const char *ready_file, __u64 duration,
-	       bool cost)
+static int run(struct monitor *m, const struct kcm_monitor_opts *o, const char *ready_file,
+	       __u64 duration)
 {
-	__u64 last_scan, deadline = duration ? mono_ns() + duration * 1000000000ULL : 0;
-	__u32 zero = 0;
+	__u64 deadline = duration ? mono_ns() + duration * 1000000000ULL : 0;
+	struct kcm_monitor_info info = { .sz = sizeof(info) };
 	int err;
 
 	m->mux = kcm_mux_open(m->name);
 	if (!m->mux)
 		return fail_lib("failed to open mux", errno);
-	m->cfg_fd = kcm_mux_map_fd(m->mux, "health_cfg");
-	m->events_fd = kcm_mux_map_fd(m->mux, "events");
-	m->info_fd = kcm_mux_map_fd(m->mux, "transport_info");
-	m->slot_fd = kcm_mux_map_fd(m->mux, "transport_slot");
-	m->skel = health_open();
-	if (!m->skel)
-		return fail("failed to open the health programs: %s", strerror(errno));
-	if (reuse_maps(m))
+	m->mon = kcm_monitor_open(m->mux, o);
+	if (!m->mon)
+		return fail("failed to monitor mux '%s': %s%s", m->name, kcm_last_error(),
+			    errno == EOPNOTSUPP ? " (`kcm-loader check` says why)" : "");
+	if (!kcm_monitor_info(m->mon, &info) && info.why_traced[0])
+		fprintf(stderr, "kcm-loader: %s; watching the transports through tracepoints "
+			"instead (every TCP socket of the machine passes them)\n",
+			info.why_traced);
+	/* the first poll arms the transports already attached */
+	err = kcm_monitor_poll(m->mon, 0, on_event, m);
+	if (err >= 0 && ready_file && ready(ready_file))
 		return EXIT_FAIL;
-	choose_path(m);
-	err = kcm_health_bpf__load(m->skel);
-	if (err && m->traced && !m->want_trace)
-		return fail("monitor cannot run on this kernel: it cannot arm transports "
-			    "(monitor-arm) and its tracing programs do not load (monitor-trace, "
-			    "Linux 5.19); `kcm-loader check` says why");
-	if (err)
-		return fail_lib("failed to load the health programs", -err);
-	if (bpf_map_update_elem(m->cfg_fd, &zero, &m->cfg, BPF_ANY))
-		return fail("failed to write the thresholds of mux '%s': %s", m->name,
-			    strerror(errno));
-	if (cost) {
-		/* like kernel.bpf_stats_enabled=1, but only while this fd lives, even on SIGKILL */
-		m->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
-		if (m->stats_fd < 0)
-			return fail("failed to turn on BPF run-time statistics: %s",
-				    strerror(errno));
-	}
-	m->rb = ring_buffer__new(m->events_fd, on_event, m, NULL);
-	if (!m->rb)
-		return fail("failed to read the events of mux '%s': %s", m->name, strerror(errno));
-	m->start_ns = mono_ns();
-	{
-		struct kcm_flow f = { .sz = sizeof(f) };
-
-		if (!kcm_mux_flow(m->mux, &f))
-			m->brakes_seen = f.brakes;
-	}
-	if (monitor_attach(m, cgroup))
-		return EXIT_FAIL;
-	/* choose_path() asked the kernel whether arming works */
-	if (!m->traced)
-		arm_new(m);
-	last_scan = mono_ns();
-	if (ready_file && ready(ready_file))
-		return EXIT_FAIL;
-	while (!stop) {
-		err = ring_buffer__poll(m->rb, POLL_MS);
-		if (err < 0 && err != -EINTR)
-			return fail("failed to poll the events of mux '%s': %s", m->name,
-				    strerror(-err));
-		if (stop || (deadline && mono_ns() >= deadline))
+	while (!stop && err >= 0) {
+		if (deadline && mono_ns() >= deadline)
 			break;
-		check_brakes(m);
-		if (!m->traced && mono_ns() - last_scan >= RESCAN_NS) {
-			arm_new(m);
-			last_scan = mono_ns();
-		}
+		err = kcm_monitor_poll(m->mon, POLL_MS, on_event, m);
+		if (err == -EINTR)
+			err = 0;
 	}
-	ring_buffer__consume(m->rb);
-	if (cost)
+	if (err >= 0 && !(m->max_events && m->events >= m->max_events))
+		err = kcm_monitor_poll(m->mon, 0, on_event, m); /* what came before the end */
+	if (err < 0 && err != -EINTR)
+		return fail("failed to poll the events of mux '%s': %s", m->name,
+			    strerror(-err));
+	if (o->stats_cost)
 		report_cost(m);
-	if (m->stale && env.verbose)
+	if (env.verbose && !kcm_monitor_info(m->mon, &info) && info.stale)
 		fprintf(stderr, "kcm-loader: skipped %llu events from before the start\n",
-			U(m->stale));
+			U(info.stale));
 	return EXIT_OK;
 }
 
@@ -294,18 +222,12 @@ int cmd_monitor(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct monitor *m;
-	const char *cgroup = NULL, *ready_file = NULL;
+	struct kcm_monitor_opts o = { .sz = sizeof(o) };
+	struct monitor mon = { 0 }, *m = &mon;
+	const char *ready_file = NULL;
 	char root[256];
 	uint64_t v, duration = 0;
-	bool cost = false;
 	int c, err;
-
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return fail("out of memory");
-	m->cgroup_fd = m->stats_fd = -1;
-	m->cfg_fd = m->events_fd = m->info_fd = m->slot_fd = -1;
 
 	optind = 0;
 	err = EXIT_USAGE;
@@ -315,7 +237,7 @@ int cmd_monitor(int argc, char **argv)
 			env.json = true;
 			break;
 		case 'T':
-			m->want_trace = true;
+			o.trace = true;
 			break;
 		case 's':
 		case 'r':
@@ -327,20 +249,20 @@ int cmd_monitor(int argc, char **argv)
 				goto out;
 			}
 			if (c == 's')
-				m->cfg.srtt_us = v;
+				o.srtt_us = v;
 			else if (c == 'r')
-				m->cfg.rttvar_us = v;
+				o.rttvar_us = v;
 			else
-				m->cfg.retrans = v;
+				o.retrans = v;
 			break;
 		case 'o':
-			m->cfg.rto = 1;
+			o.rto = true;
 			break;
 		case 'S':
-			m->cfg.state = 1;
+			o.state = true;
 			break;
 		case 'g':
-			cgroup = optarg;
+			o.cgroup = optarg;
 			break;
 		case 'c':
 			if (parse_u64(optarg, 1, UINT64_MAX, &m->max_events)) {
@@ -360,15 +282,15 @@ int cmd_monitor(int argc, char **argv)
 			ready_file = optarg;
 			break;
 		case 'C':
-			cost = true;
+			o.stats_cost = true;
 			break;
 		case 'p':
-			if (parse_u64(optarg, 1, INT32_MAX, &v) || !pid_alive(v)) {
-				usage_error("monitor", "--arm-pid takes a running process, not '%s'",
+			if (parse_u64(optarg, 1, INT32_MAX, &v)) {
+				usage_error("monitor", "--arm-pid takes a process ID, not '%s'",
 					    optarg);
 				goto out;
 			}
-			m->arm_pid = v;
+			o.arm_pid = v;
 			break;
 		case 'h':
 			help();
@@ -388,7 +310,7 @@ int cmd_monitor(int argc, char **argv)
 		usage_error("monitor", "invalid name '%s'", m->name);
 		goto out;
 	}
-	if (!cgroup) {
+	if (!o.cgroup) {
 		err = kcm_cgroup2_root(root, sizeof(root));
 		if (err) {
 			err = fail("failed to find cgroup v2 in /proc/mounts: %s (mount it with "
@@ -396,13 +318,13 @@ int cmd_monitor(int argc, char **argv)
 				   "--cgroup)", err == -ENOENT ? "not mounted" : strerror(-err));
 			goto out;
 		}
-		cgroup = root;
+		o.cgroup = root;
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	err = run(m, cgroup, ready_file, duration, cost);
-	monitor_close(m);
+	err = run(m, &o, ready_file, duration);
+	kcm_monitor_close(m->mon);
+	kcm_mux_close(m->mux);
 out:
-	free(m);
 	return err;
 }

@@ -35,7 +35,6 @@ int json_help_options(const char *cmd, int argc, char **argv, const char *help);
 /* Strict integers: whole string, in [min, max]. Sizes accept K, M, G suffixes. */
 int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-bool pid_alive(pid_t pid);
 
 /* paths.c: the folder of the running kcm-loader; the folder of kcm-bpf's documents
  * (installed beside it, or the tree's docs/); help_docs() says where they are, after a

@@ -256,11 +256,6 @@ int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-bool pid_alive(pid_t pid)
-{
-	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
-}
-
 /*
  * -v, -p and -j mean the same after a command as before it: take -v and -p out of the
  * command's arguments (from @from on, up to a "--"); the commands parse -j themselves.

@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* The kernel's HZ where no kernel config file tells it: monitor's rto_us needs it. */
+/* The kernel's HZ where no kernel config file tells it: the health programs' rto_us needs it. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include "monitor.h"
+#include "internal.h"
 
 /* One sample of /proc/timer_list (root only): the clock in ns and jiffies. */
 static int timer_list_sample(uint64_t *ns, uint64_t *jiffies)
@@ -33,7 +33,7 @@ static int timer_list_sample(uint64_t *ns, uint64_t *jiffies)
 
 /* The kernel's HZ from two samples 100 ms apart, rounded to a value kernels are built
  * with; 0 when it cannot be told. */
-unsigned int monitor_estimate_hz(void)
+unsigned int kcm_estimate_hz(void)
 {
 	static const unsigned int known[] = { 100, 250, 300, 1000 };
 	static int cached = -1; /* the health programs are opened up to four times a run */

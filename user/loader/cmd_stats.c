@@ -132,12 +132,9 @@ static struct kcm_mux *open_whole(const char *name)
 	return mux;
 }
 
-static int show_stats(const char *name)
+/* One record of mux @name through its handle @mux (left open). */
+static int show_stats(const char *name, struct kcm_mux *mux)
 {
-	struct kcm_mux *mux = open_whole(name);
-
-	if (!mux)
-		return EXIT_FAIL;
 	open_json_object(NULL);
 	print_string(PRINT_ANY, "name", "mux %s\n", name);
 	print_uint(PRINT_JSON, "time_ms", NULL, (uint64_t)time(NULL) * 1000);
@@ -154,12 +151,12 @@ static int show_stats(const char *name)
 	kcm_transport_foreach(mux, show_transport, NULL);
 	close_json_array();
 	close_json_object();
-	kcm_mux_close(mux);
 	return EXIT_OK;
 }
 
 struct pass {
 	int n, err;
+	struct kcm_mux *only;	/* the one mux asked for, open for every pass */
 };
 
 static int show_one(const char *name, void *ctx)
@@ -168,20 +165,28 @@ static int show_one(const char *name, void *ctx)
 
 	if (p->n++ && !env.json)
 		putchar('\n');
-	if (show_stats(name))
-		p->err = EXIT_FAIL;
+	if (p->only) {
+		show_stats(name, p->only);
+	} else {
+		struct kcm_mux *mux = open_whole(name);
+
+		if (!mux || show_stats(name, mux))
+			p->err = EXIT_FAIL;
+		kcm_mux_close(mux);
+	}
 	return 0;
 }
 
 /* One pass over NAME or every mux: one JSON array (one line) or tables. */
-static int show_all(const char *only)
+/* One pass over every mux, or over @only's open handle. */
+static int show_all(const char *name, struct kcm_mux *only)
 {
-	struct pass p = { 0 };
+	struct pass p = { .only = only };
 
 	if (env.json)
 		json_start_array(NULL);
 	if (only)
-		show_one(only, &p);
+		show_one(name, &p);
 	else
 		kcm_mux_list(show_one, &p);
 	if (env.json) {
@@ -203,6 +208,7 @@ int cmd_stats(int argc, char **argv)
 		{},
 	};
 	const char *name = NULL;
+	struct kcm_mux *mux = NULL;
 	uint64_t watch = 0;
 	char path[300] = "";
 	int c, err;
@@ -237,29 +243,32 @@ int cmd_stats(int argc, char **argv)
 	if (argc - optind > 1)
 		return usage_error("stats", "expected at most one NAME");
 	if (optind < argc) {
-		struct kcm_mux *mux;
-
 		name = argv[optind];
 		if (kcm_name_check(name))
 			return usage_error("stats", "invalid name '%s'", name);
 		mux = open_whole(name); /* no such mux: exit 1 before any output */
 		if (!mux)
 			return EXIT_FAIL;
-		kcm_mux_close(mux);
 		snprintf(path, sizeof(path), "%s/%s", kcm_pin_root(), name);
 	}
-	if (!watch)
-		return show_all(name);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	while (!stop) {
-		err = show_all(name);
-		if (err || (name && access(path, F_OK)))
-			return err ? err : fail("mux '%s' is gone", name);
+	err = show_all(name, mux);
+	if (watch) {
+		signal(SIGINT, on_signal);
+		signal(SIGTERM, on_signal);
+	}
+	while (watch && !err && !stop) {
 		for (uint64_t i = 0; i < watch * 10 && !stop; i++)
 			usleep(100 * 1000);
-		if (!env.json && !stop)
+		if (stop)
+			break;
+		if (name && access(path, F_OK)) {
+			err = fail("mux '%s' is gone", name);
+			break;
+		}
+		if (!env.json)
 			putchar('\n');
+		err = show_all(name, mux);
 	}
-	return EXIT_OK;
+	kcm_mux_close(mux);
+	return err;
 }

@@ -141,15 +141,13 @@ static void show_config(const char *name, const struct kcm_mux_state *st)
 	print_nl();
 }
 
-/* Returns 0 when the mux is healthy, 1 otherwise. */
-static int show_mux(const char *name, void *ctx)
+/* Shows mux @name through its inspect handle @mux, then closes it. Returns 0 when the
+ * mux is healthy, 1 otherwise. */
+static int show_open(const char *name, struct kcm_mux *mux)
 {
-	struct kcm_mux_open_opts oo = { .sz = sizeof(oo), .inspect = true };
 	struct kcm_mux_state st = { .sz = sizeof(st) };
-	struct kcm_mux *mux = kcm_mux_open_opts(name, &oo);
 	const char *state;
 
-	(void)ctx;
 	if (!mux || kcm_mux_state(mux, &st)) {
 		fail_lib("failed to read mux", errno);
 		kcm_mux_close(mux);
@@ -185,6 +183,13 @@ static int show_mux(const char *name, void *ctx)
 	return st.health != KCM_MUX_OK;
 }
 
+static struct kcm_mux *open_inspect(const char *name)
+{
+	struct kcm_mux_open_opts oo = { .sz = sizeof(oo), .inspect = true };
+
+	return kcm_mux_open_opts(name, &oo);
+}
+
 struct listing {
 	int shown, not_ok;
 };
@@ -194,7 +199,7 @@ static int count_mux(const char *name, void *ctx)
 	struct listing *l = ctx;
 
 	l->shown++;
-	l->not_ok += show_mux(name, NULL);
+	l->not_ok += show_open(name, open_inspect(name));
 	return 0;
 }
 
@@ -214,18 +219,16 @@ int cmd_status(int argc, char **argv)
 	if (argc - optind > 1)
 		return usage_error("status", "expected at most one NAME");
 	if (optind < argc) {
-		struct kcm_mux_open_opts oo = { .sz = sizeof(oo), .inspect = true };
 		struct kcm_mux *mux;
 
 		if (kcm_name_check(argv[optind]))
 			return usage_error("status", "invalid name '%s'", argv[optind]);
-		mux = kcm_mux_open_opts(argv[optind], &oo); /* no such mux: exit 1 */
+		mux = open_inspect(argv[optind]); /* no such mux: exit 1 before any output */
 		if (!mux)
 			return fail_lib("failed to open mux", errno);
-		kcm_mux_close(mux);
 		if (env.json)
 			json_start_array(NULL);
-		ret = show_mux(argv[optind], NULL);
+		ret = show_open(argv[optind], mux);
 		if (env.json) {
 			json_end_array();
 			json_done();

@@ -47,12 +47,14 @@ LIB_SRCS := $(wildcard user/lib/*.c)
 LIB_OBJS := $(patsubst user/lib/%.c,$(OUTPUT)/lib/%.o,$(LIB_SRCS))
 LOADER_SRCS := $(wildcard user/loader/*.c)
 LOADER_OBJS := $(patsubst user/loader/%.c,$(OUTPUT)/loader/%.o,$(LOADER_SRCS))
-PROG_SRCS := $(wildcard tests/progs/*.c)
-PROGS := $(patsubst tests/progs/%.c,$(OUTPUT)/tests/%,$(PROG_SRCS))
+# tests/api: checks of libkcm's API; tests/tools: traffic tools the suites and the demo
+# run; tests/bench: benchmarks (rx_bench from tests/bench/rx, tx_bench)
+PROG_SRCS := $(wildcard tests/api/*.c tests/tools/*.c tests/bench/*.c)
+PROGS := $(patsubst %.c,$(OUTPUT)/tests/%,$(notdir $(PROG_SRCS)))
 PARSER_OBJS := $(patsubst bpf/parsers/%.bpf.c,$(OUTPUT)/parsers/%.bpf.o,$(wildcard bpf/parsers/*.bpf.c))
 TEST_PARSER_OBJS := $(patsubst tests/parsers/%.bpf.c,$(OUTPUT)/tests/parsers/%.bpf.o,\
 	$(wildcard tests/parsers/*.bpf.c))
-BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH_SRCS := $(wildcard tests/bench/rx/*.c)
 BENCH := $(OUTPUT)/tests/bench/rx_bench
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNITS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/unit_%,$(UNIT_SRCS))
@@ -135,21 +137,23 @@ $(OUTPUT)/kcm-loader: $(LOADER_OBJS) $(OUTPUT)/libkcm.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) -o $@ $^ $(LIBBPF_LIBS) -lpthread
 
-$(OUTPUT)/tests/%: tests/progs/%.c tests/progs/progs.h tests/harness.h $(OUTPUT)/libkcm.a \
-		$(PUBLIC_HEADERS) \
-		$(SKELS) | $(OUTPUT)/tests
-	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests -Itests/progs -o $@ $< $(PROG_LDFLAGS) $(OUTPUT)/libkcm.a \
-		$(LIBBPF_LIBS) -lpthread
+PROG_DEPS := tests/progs.h tests/harness.h $(OUTPUT)/libkcm.a $(PUBLIC_HEADERS) $(SKELS)
+define prog_rule
+$(OUTPUT)/tests/%: tests/$(1)/%.c $(PROG_DEPS) | $(OUTPUT)/tests
+	$$(call msg,CC,$$@)
+	$$(Q)$$(CC) $$(ALL_CFLAGS) -Itests -o $$@ $$< $$(PROG_LDFLAGS) $(OUTPUT)/libkcm.a \
+		$$(LIBBPF_LIBS) -lpthread
+endef
+$(foreach d,api tools bench,$(eval $(call prog_rule,$(d))))
 
 # flow_check refers to these weakly (it also runs on a library without them): a weak
 # reference alone does not pull an archive member in, so ask the linker for them.
 $(OUTPUT)/tests/flow_check: PROG_LDFLAGS := -Wl,-u,kcm_mux_flow -Wl,-u,kcm_unread
 
-$(BENCH): $(BENCH_SRCS) tests/bench/bench.h $(OUTPUT)/libkcm.a $(PUBLIC_HEADERS) \
+$(BENCH): $(BENCH_SRCS) tests/bench/rx/bench.h $(OUTPUT)/libkcm.a $(PUBLIC_HEADERS) \
 		| $(OUTPUT)/tests/bench
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $(BENCH_SRCS) $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) \
+	$(Q)$(CC) $(ALL_CFLAGS) -Itests/bench/rx -o $@ $(BENCH_SRCS) $(OUTPUT)/libkcm.a $(LIBBPF_LIBS) \
 		-lpthread
 
 $(OUTPUT)/tests/unit_%: tests/unit/%.c tests/harness.h $(OUTPUT)/libkcm.a | $(OUTPUT)/tests

@@ -790,7 +790,7 @@ class Report:
         if not runs:
             self.w("Not run (`--no-flow`), or flow_check gave no result.", "")
             return
-        self.w("`flow_check` (tests/progs/flow_check.c) in a network namespace of its own: 4 "
+        self.w("`flow_check` (tests/api/flow_check.c) in a network namespace of its own: 4 "
                "loopback transports flood pipelined 1 KiB messages into a mux with the default "
                "settings; one worker, or all, stop reading for the stall. Peak unread bytes per "
                "KCM socket by the mux's credits, peak memory charged to the KCM sockets "

@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # The shipped parser objects (bpf/parsers/) against valid, truncated, oversized and
-# malformed input (tests/progs/parser_check.c), and the SDK's reason to exist: a parser
+# malformed input (tests/api/parser_check.c), and the SDK's reason to exist: a parser
 # that reads at skb offset 0 loses messages written back to back; the SDK's does not.
 # shellcheck shell=bash
 

@@ -56,3 +56,17 @@ teardown() {
 	echo "private headers included by the loader:$bad"
 	[ -z "$bad" ]
 }
+
+@test "test sources sit in folders of one role: unit, api, tools, bench, bpf, parsers" {
+	# C programs: unit (no root), api (checks of libkcm), tools (traffic), bench
+	local stray
+	stray=$(cd "$TOP/tests" && find . -name '*.c' ! -name '*.bpf.c' |
+		grep -vE '^\./(unit|api|tools|bench)/' || true)
+	echo "C files outside unit/ api/ tools/ bench/: $stray"
+	[ -z "$stray" ]
+	# BPF objects only tests load live under tests/, not bpf/
+	stray=$(cd "$TOP/tests" && find . -name '*.bpf.c' | grep -vE '^\./(bpf|parsers)/' || true)
+	echo "BPF sources outside bpf/ parsers/: $stray"
+	[ -z "$stray" ]
+	! grep -rlE 'bench_|test_' "$TOP/bpf" --include='*.bpf.c'
+}

@@ -80,7 +80,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: " PROG " --connect ADDR:PORT [options]\n"
-"Send test messages (u32be+4 framing, see tests/progs/progs.h) to a KCM server.\n"
+"Send test messages (u32be+4 framing, see tests/progs.h) to a KCM server.\n"
 "\n"
 "  --connect ADDR:PORT  server address (required)\n"
 "  --conns N            connections, one thread each (default 1, max %d)\n"

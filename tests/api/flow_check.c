@@ -159,7 +159,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: " PROG " MODE [options]\n"
 "Receive flow control under load: N loopback TCP connections flood test messages\n"
-"(u32be+4, tests/progs/progs.h) into a mux read by M workers; prints one JSON object.\n"
+"(u32be+4, tests/progs.h) into a mux read by M workers; prints one JSON object.\n"
 "\n"
 "Modes:\n"
 "  stall          traffic --before-ms, then one worker (or all) stops reading for\n"

@@ -117,7 +117,7 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: " PROG " --listen ADDR:PORT [options]\n"
 "Accept TCP connections, attach them to a KCM multiplexor, receive on N KCM sockets\n"
-"and verify the test messages (u32be+4 framing, see tests/progs/progs.h).\n"
+"and verify the test messages (u32be+4 framing, see tests/progs.h).\n"
 "\n"
 "  --listen ADDR:PORT   address to listen on (required)\n"
 "  --workers N          KCM sockets, one thread each (default 2, max %d)\n"

@@ -42,7 +42,8 @@ BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
 TEST_BPF_SRCS := $(wildcard tests/bpf/*.bpf.c)
 TEST_BPF_OBJS := $(patsubst tests/bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(TEST_BPF_SRCS))
 SKELS := $(patsubst %.bpf.c,$(OUTPUT)/%.skel.h,$(notdir $(BPF_SRCS) $(TEST_BPF_SRCS)))
-PUBLIC_HEADERS := user/include/kcm.h user/include/kcm_inspect.h user/include/kcm_monitor.h
+PUBLIC_HEADERS := user/include/kcm.h user/include/kcm_inspect.h user/include/kcm_monitor.h \
+	user/include/kcm_sidecar.h
 LIB_SRCS := $(wildcard user/lib/*.c)
 LIB_OBJS := $(patsubst user/lib/%.c,$(OUTPUT)/lib/%.o,$(LIB_SRCS))
 LOADER_SRCS := $(wildcard user/loader/*.c)

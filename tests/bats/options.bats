@@ -5,7 +5,7 @@
 
 load helpers
 
-COMMANDS="create attach unattach parsers status connect monitor stats destroy clean check"
+COMMANDS="create attach unattach parsers status connect monitor stats destroy clean check serve"
 
 # man_opts CMD: the long options of CMD's SYNOPSIS block in kcm-loader(8)
 man_opts() {

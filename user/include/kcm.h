@@ -327,6 +327,15 @@ typedef void (*kcm_check_fn)(const struct kcm_check *check, void *ctx);
 /* Runs every check; returns how many needed ones are missing or unknown. */
 int kcm_check_system(kcm_check_fn fn, void *ctx);
 
+/*
+ * A mux served by a sidecar (kcm-loader serve --socket PATH, docs/sidecar.md): for
+ * applications without the privileges bpf() needs. Waits up to 30 s for the socket to
+ * appear (KCM_SIDECAR_WAIT=SECONDS changes that), then ETIMEDOUT. The handle works with
+ * kcm_socket, kcm_clone, kcm_close, kcm_attach*, kcm_unattach*, kcm_recv*, kcm_send*,
+ * kcm_recv_disable and kcm_transport_check/poll; messages never pass through the sidecar.
+ */
+struct kcm_mux *kcm_mux_connect(const char *socket_path);
+
 /* Inspecting a mux: state, transports, KCM sockets, programs, counters. */
 #include "kcm_inspect.h"
 /* Watching a mux: transport health events and braking episodes. */

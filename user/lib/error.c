@@ -54,3 +54,9 @@ int kcm_fail(int err, const char *fmt, ...)
 	}
 	return err;
 }
+
+int kcm_fail_text(int err, const char *text)
+{
+	snprintf(last_error, sizeof(last_error), "%s", text);
+	return err;
+}

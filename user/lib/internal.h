@@ -61,6 +61,11 @@ struct kcm_mux {
 	unsigned int ntx;
 	uint32_t tx_generation;		/* cfg.generation the table was built from */
 	atomic_uint tx_next;
+
+	/* kcm_mux_connect(): a sidecar does what needs bpf() (remote.c) */
+	int remote_fd;			/* SOCK_SEQPACKET to the sidecar, -1 when local */
+	pthread_mutex_t remote_lock;	/* one request at a time */
+	uint32_t remote_seq;
 };
 
 /* A KCM socket: a self-connected AF_UNIX datagram socket in the group map. */
@@ -96,8 +101,26 @@ int kcm_health_arm_fd(int copy, __u32 flags);
 int kcm_health_check_arm(char *seen, size_t len);
 int kcm_health_check_trace(char *seen, size_t len);
 
+/* remote.c: one request to the sidecar of a connected mux and its reply. @send_fd (or
+ * -1) goes with the request; up to @max_fds descriptors that come with the reply are
+ * stored in @fds and counted in *@nfds (closed on failure). Returns the reply's payload
+ * length, or -errno: the sidecar's own errno with its message in kcm_last_error(). */
+int kcm_remote_call(struct kcm_mux *mux, int op, const void *req, size_t req_len,
+		    int send_fd, void *reply, size_t reply_len, int *fds, int max_fds,
+		    int *nfds);
+/* Every transport attached to the sidecar's mux, with a descriptor for it that @fn owns
+ * (it closes it or keeps it). */
+int kcm_remote_transports(struct kcm_mux *mux,
+			  int (*fn)(uint32_t slot, uint64_t cookie, int fd, void *ctx), void *ctx);
+static inline bool kcm_is_remote(const struct kcm_mux *mux)
+{
+	return mux->remote_fd >= 0;
+}
+
 /* error.c: record "<what failed>: <strerror(err)>" for kcm_last_error(); returns @err */
 int kcm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same with @text as it is (it names its cause already). */
+int kcm_fail_text(int err, const char *text);
 
 /* registry.c: fd -> KCM socket; a socket it drops is freed with kcm_sock_free/forget */
 int kcm_registry_add(struct kcm_sock *ks);
@@ -133,6 +156,8 @@ int kcm_steer_sync(struct kcm_mux *mux);
 
 /* members.c: a new member of the group (@hold: the mux's hold queue, see flowctl.c) */
 int kcm_member_add(struct kcm_mux *mux, bool hold, struct kcm_sock **out);
+/* A member the sidecar made: @fd (ours now) in group slot @slot. Returns @fd or -errno. */
+int kcm_member_adopt(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie);
 
 /*
  * SO_RCVBUF a transport gets by default (the kernel doubles it), see docs/memory.md.
@@ -149,6 +174,11 @@ int kcm_requeue_all(struct kcm_sock *ks, uint64_t deadline, bool hold_ok,
 		    struct kcm_requeue_report *rep);
 void kcm_requeue_close(struct kcm_sock *ks, struct kcm_requeue_report *rep);
 
+/* remote_ops.c: attach and unattach through the sidecar of a connected mux */
+int kcm_remote_attach(struct kcm_mux *mux, int tcpfd, int parser,
+		      const struct kcm_transport_opts *opts);
+int kcm_remote_unattach(struct kcm_mux *mux, uint64_t cookie);
+
 /* flowctl.c: the mux's flow controller (hold queue and brake), one per mux */
 void kcm_flowctl_start(struct kcm_mux *mux);
 void kcm_flowctl_stop(struct kcm_mux *mux);
@@ -160,6 +190,13 @@ static inline int kcm_writable(struct kcm_mux *mux)
 {
 	return mux->inspect ? kcm_fail(-EROFS, "mux '%s' was opened for inspection only",
 				       mux->name) : 0;
+}
+
+/* 0, or EOPNOTSUPP for @what on a mux served by a sidecar (kcm_mux_connect). */
+static inline int kcm_local_only(struct kcm_mux *mux, const char *what)
+{
+	return kcm_is_remote(mux) ? kcm_fail(-EOPNOTSUPP, "%s needs bpf(): not on mux '%s', "
+					     "which a sidecar serves", what, mux->name) : 0;
 }
 
 static inline uint64_t kcm_now_ns(void)

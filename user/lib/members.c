@@ -76,6 +76,31 @@ fail:
 	return err;
 }
 
+int kcm_member_adopt(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie)
+{
+	struct kcm_sock *ks = calloc(1, sizeof(*ks));
+	int err;
+
+	if (!ks) {
+		close(fd);
+		return -ENOMEM;
+	}
+	ks->fd = fd;
+	ks->mux = mux;
+	ks->slot = slot;
+	ks->cookie = cookie;
+	pthread_mutex_init(&ks->rlock, NULL);
+	pthread_mutex_init(&ks->wlock, NULL);
+	err = kcm_sock_cookie(fd) == cookie && slot < KCM_MAX_MEMBERS ? 0 : -EPROTO;
+	if (!err)
+		err = kcm_registry_add(ks);
+	if (err) {
+		kcm_sock_free(ks);
+		return err;
+	}
+	return fd;
+}
+
 /* A new member of the group (@hold: the mux's hold queue, see flowctl.c). */
 int kcm_member_add(struct kcm_mux *mux, bool hold, struct kcm_sock **out)
 {

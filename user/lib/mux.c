@@ -264,8 +264,10 @@ static void close_member(struct kcm_sock *ks)
 	struct kcm_mux *mux = ks->mux;
 	struct kcm_member_info none = { 0 };
 
-	/* Our sockets leave the group when closed; forget them in the info map too. */
-	bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &ks->slot, &none, BPF_ANY);
+	/* Our sockets leave the group when closed; forget them in the info map too (a
+	 * sidecar does that for a connected mux when the connection closes). */
+	if (!kcm_is_remote(mux))
+		bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &ks->slot, &none, BPF_ANY);
 	kcm_sock_free(ks);
 }
 
@@ -301,7 +303,10 @@ void kcm_mux_close(struct kcm_mux *mux)
 			if (mux->prog_fd[i] >= 0)
 				close(mux->prog_fd[i]);
 	}
+	if (mux->remote_fd >= 0)
+		close(mux->remote_fd); /* the sidecar drops what this connection had */
 	pthread_mutex_destroy(&mux->lock);
+	pthread_mutex_destroy(&mux->remote_lock);
 	pthread_rwlock_destroy(&mux->tx_lock);
 	free(mux);
 	errno = saved;
@@ -313,7 +318,8 @@ void kcm_mux_destroy(struct kcm_mux *mux)
 
 	if (!mux)
 		return;
-	snprintf(name, sizeof(name), "%s", mux->name);
+	/* a connected mux is the sidecar's to destroy */
+	snprintf(name, sizeof(name), "%s", kcm_is_remote(mux) ? "" : mux->name);
 	kcm_mux_close(mux);
 	if (name[0])
 		kcm_mux_unpin(name);

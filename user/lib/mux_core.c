@@ -77,7 +77,9 @@ struct kcm_mux *kcm_mux_alloc(void)
 		mux->parser_map[i] = -1;
 	mux->lock_fd = -1;
 	mux->split_prog = -1;
+	mux->remote_fd = -1;
 	pthread_mutex_init(&mux->lock, NULL);
+	pthread_mutex_init(&mux->remote_lock, NULL);
 	pthread_rwlock_init(&mux->tx_lock, NULL);
 	return mux;
 }

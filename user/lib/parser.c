@@ -264,6 +264,8 @@ int kcm_parser_open(struct kcm_mux *mux, const char *path)
 		return -1;
 	}
 	err = kcm_writable(mux);
+	if (!err)
+		err = kcm_local_only(mux, "kcm_parser_open()");
 	if (err)
 		goto fail;
 	if (!strcmp(mux->cfg.splitter, KCM_SPLIT_PROG)) {

@@ -15,6 +15,7 @@
 #include <bpf/bpf.h>
 
 #include "internal.h"
+#include "kcm_sidecar.h"
 
 #define MS 1000000ull
 
@@ -224,8 +225,21 @@ int kcm_recv_disable(int kcmfd, bool on, struct kcm_requeue_report *report)
 		errno = EBADF;
 		return -1;
 	}
-	err = set_enabled(ks, !on);
-	if (!err && on) {
+	if (kcm_is_remote(ks->mux)) {
+		struct kcm_sc_recv_disable r = { .cookie = ks->cookie, .on = on };
+
+		/* the sidecar sets the flag and moves what is queued (through its copy) */
+		pthread_mutex_lock(&ks->rlock);
+		err = kcm_remote_call(ks->mux, KCM_SC_RECV_DISABLE, &r, sizeof(r), -1, &r,
+				      sizeof(r), NULL, 0, NULL);
+		pthread_mutex_unlock(&ks->rlock);
+		rep.moved = r.moved;
+		rep.kept = r.kept;
+		err = err < 0 ? err : 0;
+	} else {
+		err = set_enabled(ks, !on);
+	}
+	if (!err && on && !kcm_is_remote(ks->mux)) {
 		pthread_mutex_lock(&ks->rlock);
 		err = kcm_requeue_all(ks, kcm_now_ns() + KCM_REQUEUE_MS * MS, false, &rep);
 		pthread_mutex_unlock(&ks->rlock);

@@ -1,9 +1,28 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* KCM sockets as the application sees them: socket, clone, close (AF_KCM's calls). */
 #include <errno.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 
 #include "internal.h"
+#include "kcm_sidecar.h"
+
+/* A KCM socket the sidecar makes: it keeps a copy (and runs flow control for it). */
+static int remote_socket(struct kcm_mux *mux)
+{
+	struct kcm_sc_member m = { 0 };
+	int fd, nfds, n;
+
+	n = kcm_remote_call(mux, KCM_SC_SOCKET, NULL, 0, -1, &m, sizeof(m), &fd, 1, &nfds);
+	if (n < 0)
+		return n;
+	if (n < (int)sizeof(m) || nfds != 1) {
+		if (nfds)
+			close(fd);
+		return kcm_fail(-EPROTO, "the sidecar sent no KCM socket");
+	}
+	return kcm_member_adopt(mux, fd, m.slot, m.cookie);
+}
 
 int kcm_socket(struct kcm_mux *mux)
 {
@@ -13,6 +32,12 @@ int kcm_socket(struct kcm_mux *mux)
 	if (!mux) {
 		errno = EINVAL;
 		return -1;
+	}
+	if (kcm_is_remote(mux)) {
+		fd = remote_socket(mux);
+		if (fd < 0)
+			errno = -fd;
+		return fd < 0 ? -1 : fd;
 	}
 	fd = kcm_member_add(mux, false, &ks);
 	if (fd < 0) {
@@ -57,6 +82,14 @@ int kcm_close(int kcmfd)
 		return -1;
 	}
 	mux = ks->mux;
+	if (kcm_is_remote(mux)) {
+		struct kcm_sc_member m = { .slot = ks->slot, .cookie = ks->cookie };
+
+		/* the sidecar moves what is queued to the others, as kcm_close() does here */
+		kcm_remote_call(mux, KCM_SC_CLOSE, &m, sizeof(m), -1, NULL, 0, NULL, 0, NULL);
+		kcm_sock_free(ks);
+		return 0;
+	}
 	kcm_requeue_close(ks, &rep);
 	if (!kcm_mux_lock(mux)) {
 		bpf_map_update_elem(mux->map_fd[KCM_MAP_MEMBER_INFO], &ks->slot, &none, BPF_ANY);

@@ -195,6 +195,9 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 	err = kcm_writable(mux);
 	if (err)
 		return err;
+	if (kcm_is_remote(mux) && !keep)
+		return kcm_fail(-EOPNOTSUPP, "a mux served by a sidecar attaches only this "
+				"process's own sockets (kcm_attach)");
 	if (parser && !mux->cfg.parsers)
 		return kcm_fail(-EOPNOTSUPP, "this mux finds messages with a length prefix and has "
 				"no parser %d", parser);
@@ -210,6 +213,8 @@ static int attach(struct kcm_mux *mux, int tcpfd, pid_t owner_pid, int owner_fd,
 		return kcm_fail(err, err == -EOPNOTSUPP ? "%s is not a connected TCP socket" :
 				"%s cannot be attached", who);
 	}
+	if (kcm_is_remote(mux))
+		return kcm_remote_attach(mux, tcpfd, parser, opts); /* it applies @opts */
 	if (opts) {
 		err = kcm_transport_apply(tcpfd, opts);
 		if (err)
@@ -315,6 +320,10 @@ static int unattach_cookie(struct kcm_mux *mux, uint64_t cookie, int fd)
 		return -1;
 	}
 	err = kcm_writable(mux);
+	if (!err && kcm_is_remote(mux)) {
+		err = kcm_remote_unattach(mux, cookie);
+		goto out;
+	}
 	if (!err)
 		err = kcm_mux_lock(mux);
 	if (err)
@@ -373,6 +382,8 @@ int kcm_mux_prune(struct kcm_mux *mux)
 		return -1;
 	}
 	err = kcm_writable(mux);
+	if (!err)
+		err = kcm_local_only(mux, "kcm_mux_prune()");
 	if (!err)
 		err = kcm_mux_lock(mux);
 	if (err) {

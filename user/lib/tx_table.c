@@ -84,6 +84,61 @@ int kcm_tx_refresh(struct kcm_mux *mux)
 	return kcm_tx_refresh_force(mux, false);
 }
 
+struct listed {
+	struct kcm_mux *mux;
+	uint64_t cookie[KCM_MAX_TRANSPORTS];
+	unsigned int n;
+};
+
+/* One transport of the sidecar's list: keep its fd unless we have it already. */
+static int remote_listed(uint32_t slot, uint64_t cookie, int fd, void *ctx)
+{
+	struct listed *l = ctx;
+	bool known = false;
+
+	if (l->n < KCM_MAX_TRANSPORTS)
+		l->cookie[l->n++] = cookie;
+	pthread_rwlock_rdlock(&l->mux->tx_lock);
+	for (unsigned int i = 0; i < l->mux->ntx; i++)
+		known |= l->mux->tx[i]->cookie == cookie;
+	pthread_rwlock_unlock(&l->mux->tx_lock);
+	if (known || kcm_sock_cookie(fd) != cookie || kcm_tx_add(l->mux, fd, slot, cookie))
+		close(fd);
+	return 0;
+}
+
+/* A connected mux: the sidecar lists the transports and passes their fds. */
+static int remote_refresh(struct kcm_mux *mux, __u32 gen)
+{
+	struct listed *l = calloc(1, sizeof(*l));
+	int err;
+
+	if (!l)
+		return -ENOMEM;
+	l->mux = mux;
+	pthread_mutex_lock(&mux->lock);
+	err = kcm_remote_transports(mux, remote_listed, l);
+	pthread_rwlock_wrlock(&mux->tx_lock);
+	for (unsigned int i = 0; !err && i < mux->ntx;) {
+		bool listed = false;
+
+		for (unsigned int j = 0; j < l->n; j++)
+			listed |= l->cookie[j] == mux->tx[i]->cookie;
+		if (listed) {
+			i++;
+			continue;
+		}
+		tx_free(mux->tx[i]);
+		mux->tx[i] = mux->tx[--mux->ntx];
+	}
+	pthread_rwlock_unlock(&mux->tx_lock);
+	if (!err)
+		mux->tx_generation = gen;
+	pthread_mutex_unlock(&mux->lock);
+	free(l);
+	return err;
+}
+
 /* @force: look at the maps even if the generation did not move. */
 int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
 {
@@ -96,6 +151,8 @@ int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
 	gen = kcm_config_generation(mux);
 	if (gen == mux->tx_generation && !force)
 		return 0;
+	if (kcm_is_remote(mux))
+		return remote_refresh(mux, gen);
 	pthread_mutex_lock(&mux->lock);
 	/* drop what left */
 	pthread_rwlock_wrlock(&mux->tx_lock);

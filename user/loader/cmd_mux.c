@@ -14,39 +14,17 @@
 #include "json.h"
 #include "loader.h"
 #include "output.h"
+#include "mux_args.h"
 
 static void create_help(FILE *f)
 {
 	fprintf(f,
 		"Usage: kcm-loader create NAME [OPTIONS]\n\n"
-		"Load the data plane and pin it under /sys/fs/bpf/kcm/NAME/.\n\n"
-		"  --framing SPEC        length prefix: u<bits><be|le>[+-adjust][@offset], e.g.\n"
-		"                        u32be+4 (Thrift, default), u16be+2 (DNS), u24be+9@0 (HTTP/2),\n"
-		"                        or a preset: thrift, dns, http2, kafka\n"
-		"  --prog OBJ            find messages with the stream parser in BPF object OBJ\n"
-		"                        (written with kcm_parser.h, see parser-sdk.md);\n"
-		"                        transports may then have parsers of their own\n"
-		"  --frame NAME          --prog with a shipped parser (`kcm-loader parsers`); its\n"
-		"                        user-space build splits batches, so the mux batches\n"
-		"  --split NAME          with --prog OBJ that parses like shipped parser NAME:\n"
-		"                        batch, and split with NAME's user-space build; 'prog':\n"
-		"                        batch, and split by test-running OBJ's parser (the\n"
-		"                        default, unbatched, where `kcm-loader check` lacks\n"
-		"                        udp-members)\n"
-		"  --max SIZE            largest message (default 64K; K, M suffixes)\n"
-		"  --batch N             messages one redirect may carry, 1-%d (default: all that\n"
-		"                        are complete; 1 = strict per-message round-robin, and\n"
-		"                        the only choice for parser programs without a splitter)\n"
-		"  --window SIZE         unread bytes one KCM socket may hold before messages go\n"
-		"                        to the others (default 2M, flow-control.md)\n"
-		"  --policy P            messages (default) or bytes: what round-robin balances\n"
-		"  --transport-rcvbuf SIZE|keep  SO_RCVBUF for attached sockets (default: the\n"
-		"                        larger of 256K and --max, 64K without a splitter;\n"
-		"                        keep: autotuned; bounds memory, memory.md)\n"
-		"  --member-rcvbuf SIZE  SO_RCVBUF of each KCM socket (default 32M)\n"
+		"Load the data plane and pin it under /sys/fs/bpf/kcm/NAME/.\n\n");
+	mux_args_help(f);
+	fprintf(f,
 		"  -j, --json            print the result as JSON\n"
-		"  -h, --help            this text\n",
-		KCM_MAX_BATCH);
+		"  -h, --help            this text\n");
 	if (f == stdout)
 		help_docs();
 }
@@ -54,87 +32,20 @@ static void create_help(FILE *f)
 int cmd_create(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "framing", required_argument, NULL, 'f' },
-		{ "prog", required_argument, NULL, 'P' },
-		{ "frame", required_argument, NULL, 'F' },
-		{ "split", required_argument, NULL, 'S' },
-		{ "window", required_argument, NULL, 'w' },
-		{ "max", required_argument, NULL, 'm' },
-		{ "batch", required_argument, NULL, 'b' },
-		{ "policy", required_argument, NULL, 'p' },
-		{ "transport-rcvbuf", required_argument, NULL, 't' },
-		{ "member-rcvbuf", required_argument, NULL, 'r' },
+		MUX_ARGS_OPTIONS,
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
-	struct kcm_mux_opts o = { .sz = sizeof(o), .framing = KCM_FRAMING_THRIFT,
-				  .mount_bpffs = true,
-				  .persistent = true };
+	struct mux_args a;
 	struct kcm_mux *mux;
-	char spec[64], parser[PATH_MAX] = "";
-	bool have_framing = false;
-	uint64_t v;
+	char spec[PATH_MAX + 16], path[300];
 	int c, err;
 
+	mux_args_init(&a);
 	optind = 0;
 	while ((c = getopt_long(argc, argv, ":jh", opts, NULL)) != -1) {
 		switch (c) {
-		case 'f':
-			if (kcm_framing_parse(optarg, &o.framing))
-				return usage_error("create", "invalid --framing '%s'", optarg);
-			have_framing = true;
-			break;
-		case 'P':
-		case 'F':
-			err = parser_option("create", c, optarg, parser, sizeof(parser));
-			if (err)
-				return err;
-			o.parser = parser;
-			if (c == 'F' && !o.splitter)
-				o.splitter = optarg;
-			break;
-		case 'S':
-			o.splitter = optarg;
-			break;
-		case 'w':
-			if (parse_size(optarg, 4096, 1u << 31, &v))
-				return usage_error("create", "invalid --window '%s': 4K to 2G", optarg);
-			o.rx_window = v;
-			break;
-		case 'm':
-			if (parse_size(optarg, 1, 256 << 20, &v))
-				return usage_error("create", "invalid --max '%s': 1 to 256M", optarg);
-			o.max_msg_size = v;
-			break;
-		case 'b':
-			if (parse_u64(optarg, 1, KCM_MAX_BATCH, &v))
-				return usage_error("create", "invalid --batch '%s': 1 to %d", optarg,
-						   KCM_MAX_BATCH);
-			o.batch = v;
-			break;
-		case 'p':
-			if (!strcmp(optarg, "messages"))
-				o.policy = KCM_POLICY_MESSAGES;
-			else if (!strcmp(optarg, "bytes"))
-				o.policy = KCM_POLICY_BYTES;
-			else
-				return usage_error("create", "invalid --policy '%s': messages or bytes",
-						   optarg);
-			break;
-		case 't':
-			if (!strcmp(optarg, "keep"))
-				o.transport_rcvbuf = -1;
-			else if (parse_size(optarg, 4096, INT_MAX / 2, &v))
-				return usage_error("create", "invalid --transport-rcvbuf '%s'", optarg);
-			else
-				o.transport_rcvbuf = v;
-			break;
-		case 'r':
-			if (parse_size(optarg, 4096, INT_MAX / 2, &v))
-				return usage_error("create", "invalid --member-rcvbuf '%s'", optarg);
-			o.member_rcvbuf = v;
-			break;
 		case 'j':
 			env.json = true;
 			break;
@@ -142,46 +53,39 @@ int cmd_create(int argc, char **argv)
 			create_help(stdout);
 			return EXIT_OK;
 		default:
+			err = mux_args_take("create", c, optarg, &a);
+			if (err >= 0) {
+				if (err)
+					return err;
+				break;
+			}
 			return bad_option("create", c, argv);
 		}
 	}
 	if (optind != argc - 1)
 		return usage_error("create", "expected one NAME");
-	if (o.parser && have_framing)
-		return usage_error("create", "--framing and --prog/--frame exclude each other");
-	if (o.splitter && !o.parser)
-		return usage_error("create", "--split needs --prog");
-	if (o.parser && !o.splitter && o.batch > 1)
-		return usage_error("create", "--batch %u: a mux with a parser program and no "
-				   "splitter (--split) delivers one message per redirect", o.batch);
-	o.pin_name = argv[optind];
-	if (kcm_name_check(o.pin_name))
-		return usage_error("create", "invalid name '%s': 1-63 of [A-Za-z0-9_-]", o.pin_name);
-	mux = kcm_mux_create(&o);
+	err = mux_args_check("create", &a, argv[optind]);
+	if (err)
+		return err;
+	mux = kcm_mux_create(&a.o);
 	if (!mux) {
 		char what[128];
 
-		snprintf(what, sizeof(what), "failed to create mux '%s'", o.pin_name);
+		snprintf(what, sizeof(what), "failed to create mux '%s'", a.o.pin_name);
 		return fail_lib(what, errno);
 	}
 	kcm_mux_close(mux);
-	kcm_framing_format(&o.framing, spec, sizeof(spec));
-	if (o.parser)
-		snprintf(spec, sizeof(spec), "parser %.50s", parser);
-	{
-		char path[300];
-
-		snprintf(path, sizeof(path), "%s/%s", kcm_pin_root(), o.pin_name);
-		open_json_object(NULL);
-		print_string(PRINT_ANY, "name", "created mux '%s'", o.pin_name);
-		print_string(PRINT_JSON, "framing", NULL, o.parser ? "parsers" : spec);
-		if (o.parser)
-			print_string(PRINT_JSON, "parser", NULL, parser);
-		print_string(PRINT_FP, NULL, " (framing %s)", spec);
-		print_string(PRINT_ANY, "path", " at %s", path);
-		close_json_object();
-		end_record();
-	}
+	mux_args_describe(&a, spec, sizeof(spec));
+	snprintf(path, sizeof(path), "%s/%s", kcm_pin_root(), a.o.pin_name);
+	open_json_object(NULL);
+	print_string(PRINT_ANY, "name", "created mux '%s'", a.o.pin_name);
+	print_string(PRINT_JSON, "framing", NULL, a.o.parser ? "parsers" : spec);
+	if (a.o.parser)
+		print_string(PRINT_JSON, "parser", NULL, a.parser);
+	print_string(PRINT_FP, NULL, " (framing %s)", spec);
+	print_string(PRINT_ANY, "path", " at %s", path);
+	close_json_object();
+	end_record();
 	return EXIT_OK;
 }
 

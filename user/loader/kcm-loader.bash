@@ -4,7 +4,7 @@
 
 _kcm_loader() {
 	local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-	local cmds="create attach unattach parsers status connect monitor stats destroy clean check help"
+	local cmds="create attach unattach parsers status connect monitor stats destroy clean check serve help"
 	local i cmd="" at=0
 
 	for ((i = 1; i < COMP_CWORD; i++)); do
@@ -24,7 +24,7 @@ _kcm_loader() {
 	--frame | --split)
 		mapfile -t COMPREPLY < <(compgen -W "$(kcm-loader parsers 2>/dev/null | awk '/^[a-z]/ { print $1 }') prog" -- "$cur")
 		return ;;
-	--cgroup | --ready-file)
+	--cgroup | --ready-file | --socket)
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur")
 		return ;;
 	esac

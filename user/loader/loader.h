@@ -43,12 +43,6 @@ int exe_dir(char *buf, size_t len);
 const char *doc_dir(void);
 void help_docs(void);
 
-/* cmd_monitor.c: whether monitor can arm transports on this kernel (kcm-loader check):
- * 0, -EOPNOTSUPP when the kernel cannot, or another -errno; what was seen in @seen */
-int monitor_check_arm(char *seen, size_t len);
-/* monitor's tracing path: 0 when its programs load and attach, or -errno with why */
-int monitor_check_trace(char *seen, size_t len);
-
 /* flow_show.c: a mux's flow-control state (status, stats) */
 struct kcm_mux;
 void show_flow(struct kcm_mux *mux);
@@ -64,6 +58,7 @@ int cmd_stats(int argc, char **argv);
 int cmd_connect(int argc, char **argv);
 int cmd_monitor(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* The path of shipped parser NAME (--frame NAME): 0, -ENOENT or -EINVAL. */
 int parser_resolve(const char *name, char *out, size_t len);

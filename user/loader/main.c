@@ -33,6 +33,7 @@ static const struct cmd {
 	{ "stats", cmd_stats, "stats [NAME] [--watch S] [--json] counters per mux, KCM socket, transport" },
 	{ "destroy", cmd_destroy, "destroy NAME                    unpin a mux (gone when unused)" },
 	{ "clean", cmd_clean, "clean [--all] [--dry-run]       remove what crashed runs left" },
+	{ "serve", cmd_serve, "serve NAME --socket PATH        be the sidecar of unprivileged applications" },
 	{ "check", cmd_check, "check [--json]                  what works on this kernel, what to do" },
 	{ "help", NULL, "help [COMMAND]                  this text, or a command's" },
 };

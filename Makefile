@@ -69,7 +69,8 @@ else
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all clean test test-kernels demo install deps bench bench-tx bench-afkcm check-deps
+.PHONY: all clean test test-kernels demo install deps bench bench-tx bench-afkcm check-deps static \
+	image
 .SECONDARY: $(BPF_OBJS) $(TEST_BPF_OBJS) $(PARSER_OBJS) $(TEST_PARSER_OBJS)
 
 all: $(OUTPUT)/libkcm.a $(OUTPUT)/libkcm.so $(OUTPUT)/kcm-loader $(BPF_OBJS) $(TEST_BPF_OBJS) \
@@ -227,6 +228,36 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/kcm-loader
 	$(Q)sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' user/libkcm.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/libkcm.pc
+
+# Static binaries for the sidecar image (Debian's libbpf.a, libelf.a and libz.a): kcm-loader
+# (the data plane and the health programs are inside it, as skeletons; parsers are files)
+# and kcm-example, the example application of docs/examples/kcm-pod.yaml.
+STATIC := $(OUTPUT)/static/kcm-loader $(OUTPUT)/static/kcm-example
+STATIC_LIBS := -l:libbpf.a -l:libelf.a -l:libz.a -lpthread
+
+static: $(STATIC)
+
+$(OUTPUT)/static:
+	$(Q)mkdir -p $@
+
+# glibc warns that a static binary's getaddrinfo needs its shared NSS modules: both take
+# numeric addresses only, so that is left out of the log.
+$(OUTPUT)/static/kcm-loader: $(LOADER_OBJS) $(OUTPUT)/libkcm.a | $(OUTPUT)/static
+	$(call msg,LINK,$@)
+	$(Q)$(CC) -static -o $@ $(LOADER_OBJS) $(OUTPUT)/libkcm.a $(STATIC_LIBS) 2>&1 \
+		| grep -vE "statically linked applications requires|in function" >&2 || true
+	$(Q)test -x $@
+
+$(OUTPUT)/static/kcm-example: docs/examples/kcm_example.c $(OUTPUT)/libkcm.a $(PUBLIC_HEADERS) \
+		| $(OUTPUT)/static
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(ALL_CFLAGS) -static -o $@ $< $(OUTPUT)/libkcm.a $(STATIC_LIBS) 2>&1 \
+		| grep -vE "statically linked applications requires|in function" >&2 || true
+	$(Q)test -x $@
+
+# The sidecar image, FROM scratch (nothing can be pulled here).
+image: static $(PARSER_OBJS)
+	$(Q)scripts/build-image.sh
 
 clean:
 	$(call msg,CLEAN,$(OUTPUT))

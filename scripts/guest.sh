@@ -26,7 +26,8 @@
 # KCM_GUEST_KEEP=1 (keep the run dir with console.log), KCM_GUEST_BOOT_MARGIN (seconds
 # on top of --timeout before the guest counts as hung, default 120),
 # KCM_GUEST_CGROUP2 (where the guest mounts cgroup v2; default: where the host has it),
-# KCM_GUEST_TIMING=1 (print boot and command times after the run).
+# KCM_GUEST_TIMING=1 (print boot and command times after the run), KCM_TEST_SCALE (what
+# the suites multiply their bounds on CPU time and latency by in the guest, default 5).
 #
 # Needs (Debian): qemu-system-x86, busybox-static; apt-get, dpkg-deb, depmod (kmod), xz-utils.
 # The archive's address is read from the machine's apt configuration at run time.
@@ -503,6 +504,8 @@ cmd_run() {
 	{
 		echo "export HOME=/root TERM=dumb LANG=C.UTF-8 LC_ALL=C.UTF-8"
 		echo "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+		# the CPU is emulated (TCG): the suites widen their bounds on CPU time and latency
+		echo "export KCM_TEST_SCALE=${KCM_TEST_SCALE:-5}"
 		for e in "${envs[@]}"; do
 			case $e in
 			*=*) printf 'export %q\n' "$e" ;;

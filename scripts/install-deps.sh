@@ -11,7 +11,9 @@ pkgs=(clang llvm make gcc libc6-dev pkg-config libbpf-dev bpftool libxdp-dev
       # benchmark plots
       gnuplot-nox
       # the kernel matrix (scripts/guest.sh): Debian's kernels booted in qemu
-      qemu-system-x86 busybox-static xz-utils debian-archive-keyring)
+      qemu-system-x86 busybox-static xz-utils debian-archive-keyring
+      # the sidecar image and its pod (make image, tests/bats/pod.bats)
+      podman runc)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -6,6 +6,9 @@ TOP=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 BUILD=${BUILD:-$TOP/build}
 LOADER=$BUILD/kcm-loader
 PROGS=$BUILD/tests
+# Bounds on CPU time and latency are multiplied by this where the CPU is emulated
+# (scripts/guest.sh sets it under TCG, which runs every instruction 5-20x slower).
+SCALE=${KCM_TEST_SCALE:-1}
 
 require_root() {
 	[ "$(id -u)" -eq 0 ] || skip "needs root: BPF (CAP_BPF, CAP_NET_ADMIN) and network namespaces"

@@ -137,7 +137,7 @@ cpu_ticks() {
 	ticks=$(cpu_ticks "$POOL")
 	events '.event == "connect_failed"' | jq -c '[.time_ms, .err, .retry_ms]'
 	echo "# $ticks CPU ticks ($(getconf CLK_TCK)/s) in its first $(( $(date +%s%3N) - started )) ms" >&3
-	[ "$ticks" -lt 20 ]
+	[ "$ticks" -lt $((20 * SCALE)) ]
 	# every attempt refused; each delay longer than the one before, as announced
 	[ "$(events '.event == "connect_failed"' | jq .err | sort -u)" = 111 ]
 	mapfile -t t < <(events '.event == "connect_failed"' | jq .time_ms)
@@ -185,7 +185,7 @@ cpu_ticks() {
 	took=$(( $(jq .time_ms <<<"$first") - started ))
 	echo "# first connect gave up after ${took} ms (timeout 1000)" >&3
 	[ "$took" -ge 998 ] # two millisecond-rounded times
-	[ "$took" -le 1500 ]
+	[ "$took" -le $((1000 + 500 * SCALE)) ]
 	# the retry starts after the announced delay and is bounded the same way
 	mapfile -t t < <(events '.event == "connect_failed"' | jq .time_ms)
 	gap=$((t[1] - t[0] - $(jq .retry_ms <<<"$first")))
@@ -257,7 +257,7 @@ cpu_ticks() {
 	sleep 1
 	ticks=$(( $(cpu_ticks "$POOL") - ticks0 ))
 	echo "# $ticks CPU ticks in 1 s of the cable out" >&3
-	[ "$ticks" -lt 10 ]
+	[ "$ticks" -lt $((10 * SCALE)) ]
 	fixed=$(date +%s%3N)
 	ip -n "$NS_C" link set "$VETH_C" up
 	wait_events '.event == "connected"' 4 5
@@ -298,7 +298,7 @@ cpu_ticks() {
 	ticks=$(( $(cpu_ticks "$POOL") - ticks0 ))
 	n=$(events '.event == "connect_failed"' | wc -l)
 	echo "# server down: $ticks CPU ticks in 1 s, $n refused connects so far" >&3
-	[ "$ticks" -lt 10 ]
+	[ "$ticks" -lt $((10 * SCALE)) ]
 	[ "$n" -le 20 ]
 	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:$PORT" --conns 2 \
 		--ready-file "$TMP/holder2.ready"

@@ -130,6 +130,41 @@ static void t_recv_disable(void)
 	close(s);
 }
 
+/* A peer's reset is found by kcm_transport_poll(), and the transport unattached through
+ * the sidecar (KCM_AUTO_UNATTACH). */
+static void t_transport_poll(void)
+{
+	struct kcm_mux *mux = kcm_mux_connect(path());
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct kcm_transport_event ev = { 0 };
+	struct sockaddr_in peer;
+	socklen_t plen = sizeof(peer);
+	int k, c, s;
+
+	if (!mux) {
+		FAILF("kcm_mux_connect: %s", kcm_last_error());
+		return;
+	}
+	k = kcm_socket(mux);
+	tcp_pair(&c, &s);
+	CHECK_OK(kcm_attach(mux, s), "attach");
+	CHECK_EQ(kcm_transport_poll(mux, &ev, 1, 0, 0), 0, "healthy at first");
+	getsockname(c, (struct sockaddr *)&peer, &plen);
+	setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(c);
+	CHECK_EQ(kcm_transport_poll(mux, &ev, 1, TIMEOUT_MS, KCM_AUTO_UNATTACH), 1,
+		 "a failed transport (%s)", kcm_last_error());
+	CHECK_EQ(ev.reason, KCM_FAIL_RESET, "reason");
+	CHECK_EQ(ev.err, ECONNRESET, "errno");
+	CHECK_EQ(ntohs(((struct sockaddr_in *)&ev.remote)->sin_port), ntohs(peer.sin_port),
+		 "its remote port");
+	CHECK_EQ(ev.unattached, true, "unattached through the sidecar");
+	CHECK_ERR(kcm_unattach(mux, s), ENOENT, "unattached already");
+	close(k);
+	kcm_mux_close(mux);
+	close(s);
+}
+
 /* What the sidecar refuses, each with the errno a local mux would give. */
 static void t_refusals(void)
 {
@@ -245,6 +280,7 @@ static void t_die(void)
 static const struct harness_test tests[] = {
 	{ "sidecar_data_path", t_data_path },
 	{ "sidecar_recv_disable", t_recv_disable },
+	{ "sidecar_transport_poll", t_transport_poll },
 	{ "sidecar_refusals", t_refusals },
 	{ "sidecar_garbage", t_garbage },
 	{ "sidecar_die", t_die },

@@ -58,9 +58,10 @@ log_has() {
 	return 1
 }
 
-@test "sidecar: an unprivileged application receives, sends and recv-disables through it" {
+@test "an unprivileged application receives, sends and recv-disables through it" {
 	serve --allow-uid 65534
-	check_passes sidecar_data_path sidecar_recv_disable sidecar_refusals
+	check_passes sidecar_data_path sidecar_recv_disable sidecar_transport_poll \
+		sidecar_refusals
 	log_has "^attach client pid [0-9]+ uid 65534: transport [0-9]+ \(slot [0-9]+\)"
 	log_has "^gone client pid [0-9]+ uid 65534: disconnected: closed 1 KCM sockets, unattached 0"
 	# the mux is pinned and healthy beside it
@@ -69,7 +70,7 @@ log_has() {
 	[ "$(echo "$output" | jq -r '.[0].state')" = ok ]
 }
 
-@test "sidecar: a uid not allowed is refused with EACCES and a logged reason, and gets nothing" {
+@test "a uid not allowed is refused with EACCES and a logged reason, and gets nothing" {
 	serve --allow-uid 12345
 	# the socket is 0600 for uid 12345: 65534 cannot even connect
 	run as_nobody "$CHECK" sidecar_data_path
@@ -87,14 +88,18 @@ log_has() {
 	[ "$(echo "$output" | jq '.[0].members | length')" = 0 ]
 }
 
-@test "sidecar: garbage, truncated, oversized and unknown requests get errors; others are served" {
-	serve --allow-uid 65534
+@test "garbage, truncated, oversized and unknown requests get errors; others are served" {
+	serve --allow-uid 65534 --json
 	check_passes sidecar_garbage
 	kill -0 "$SERVE_PID"
-	log_has "refused client pid [0-9]+ uid 65534: not a kcm-bpf sidecar request"
+	# --json: one object per line
+	log_has '"event":"refused"'
+	jq -s -e 'any(.[]; .event == "refused" and .uid == 65534 and
+		(.detail | test("not a kcm-bpf sidecar request")))' "$TMP/log" >/dev/null
+	jq -e . "$TMP/log" >/dev/null
 }
 
-@test "sidecar: a client that dies holding KCM sockets and a transport: both dropped" {
+@test "a client that dies holding KCM sockets and a transport: both dropped" {
 	serve --allow-uid 65534
 	run as_nobody "$CHECK" sidecar_die
 	echo "$output"
@@ -106,7 +111,7 @@ log_has() {
 	[ "$(echo "$output" | jq '[.[0].transports[] | select(.state == "attached")] | length')" = 0 ]
 }
 
-@test "sidecar: socket permissions follow the allow list" {
+@test "socket permissions follow the allow list" {
 	serve
 	[ "$(stat -c '%a %u' "$SOCK")" = "600 0" ]
 	kill "$SERVE_PID"; wait "$SERVE_PID" || true
@@ -120,7 +125,7 @@ log_has() {
 	[ "$(stat -c '%a' "$SOCK")" = "666" ]
 }
 
-@test "sidecar: SIGTERM destroys the mux and removes the socket; after SIGKILL clean does" {
+@test "SIGTERM destroys the mux and removes the socket; after SIGKILL clean does" {
 	serve --allow-uid 65534
 	kill -TERM "$SERVE_PID"
 	wait "$SERVE_PID"
@@ -141,7 +146,7 @@ log_has() {
 	check_passes sidecar_refusals
 }
 
-@test "sidecar: kcm_mux_connect waits for the socket, then ETIMEDOUT naming the path" {
+@test "kcm_mux_connect waits for the socket, then ETIMEDOUT naming the path" {
 	KCM_SIDECAR_WAIT=1 run as_nobody "$CHECK" sidecar_data_path
 	echo "$output"
 	[ "$status" -ne 0 ]
@@ -149,7 +154,7 @@ log_has() {
 	[[ "$output" == *ETIMEDOUT* || "$output" == *"timed out"* ]]
 }
 
-@test "sidecar: serve's usage errors name the option" {
+@test "serve's usage errors name the option" {
 	run "$LOADER" serve "$MUX"
 	[ "$status" -eq 2 ]
 	[[ "$output" == *"--socket PATH is needed"* ]]

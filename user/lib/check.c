@@ -174,7 +174,12 @@ static void check_sockmap(struct run *r)
 		return;
 	fd = sockmap_create();
 	if (fd < 0) {
-		report(r, "sockmap", KCM_CHECK_MISSING, what,
+		/* with the capabilities effective (checked above), EPERM is not the kernel's
+		 * config: a seccomp profile or lockdown refused bpf() */
+		report(r, "sockmap", KCM_CHECK_MISSING, what, fd == -EPERM ?
+		       "bpf() was refused although the capabilities are effective: a seccomp "
+		       "profile (container runtimes' default ones allow bpf() only with "
+		       "CAP_SYS_ADMIN: run with seccomp unconfined) or kernel lockdown" :
 		       "use a kernel built with CONFIG_BPF_SYSCALL and CONFIG_NET",
 		       "failed to create a sockmap: %s", strerror(-fd));
 		return;

@@ -148,11 +148,39 @@ static enum kcm_fail_reason diagnose(struct kcm_mux *mux, uint32_t slot, int fd,
 	return KCM_FAIL_NONE;
 }
 
+/* The slot of transport @cookie: the map's word, or (a connected mux cannot read the
+ * map) the transmit table's, which the sidecar filled. */
+static int slot_of(struct kcm_mux *mux, uint64_t cookie, __u32 *slot)
+{
+	struct kcm_transport *t;
+
+	if (!kcm_is_remote(mux))
+		return bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_SLOT], &cookie, slot);
+	pthread_rwlock_rdlock(&mux->tx_lock);
+	t = kcm_tx_find(mux, cookie);
+	if (t)
+		*slot = t->slot;
+	pthread_rwlock_unlock(&mux->tx_lock);
+	return t ? 0 : -ENOENT;
+}
+
 static void fill_addrs(struct kcm_mux *mux, uint32_t slot, struct kcm_transport_event *ev)
 {
 	struct kcm_transport_info info;
 	struct sockaddr_storage *ss[2] = { &ev->local, &ev->remote };
 
+	if (kcm_is_remote(mux)) { /* no map to read: the transmit table kept them */
+		struct kcm_transport *t;
+
+		pthread_rwlock_rdlock(&mux->tx_lock);
+		t = kcm_tx_find(mux, ev->cookie);
+		if (t) {
+			ev->local = t->local;
+			ev->remote = t->remote;
+		}
+		pthread_rwlock_unlock(&mux->tx_lock);
+		return;
+	}
 	if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
 	    info.cookie != ev->cookie)
 		return;
@@ -189,7 +217,7 @@ int kcm_transport_check(struct kcm_mux *mux, int fd, struct kcm_transport_event 
 		return -1;
 	}
 	cookie = kcm_sock_cookie(fd);
-	if (!cookie || bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_SLOT], &cookie, &slot) ||
+	if (!cookie || slot_of(mux, cookie, &slot) ||
 	    slot >= KCM_MAX_TRANSPORTS || mux->tstats[slot].cookie != cookie) {
 		errno = cookie ? ENOENT : EBADF;
 		return -1;

@@ -30,6 +30,8 @@ struct kcm_transport {
 	atomic_bool dead;	/* a write failed or it failed: never chosen again */
 	atomic_bool reported;	/* kcm_transport_poll() returned its failure */
 	bool settling;		/* delivering what came before a FIN (health.c) */
+	struct sockaddr_storage local, remote;	/* as when it was added (a reset peer
+						 * leaves no address to ask for) */
 	pthread_mutex_t lock;	/* one message at a time on the wire */
 };
 

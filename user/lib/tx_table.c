@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <bpf/bpf.h>
 
 #include "internal.h"
@@ -15,9 +16,14 @@ int kcm_tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie)
 
 	if (!t)
 		return -ENOMEM;
+	socklen_t len = sizeof(t->local);
+
 	t->fd = fd;
 	t->slot = slot;
 	t->cookie = cookie;
+	getsockname(fd, (struct sockaddr *)&t->local, &len);
+	len = sizeof(t->remote);
+	getpeername(fd, (struct sockaddr *)&t->remote, &len);
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_rwlock_wrlock(&mux->tx_lock);
 	mux->tx[mux->ntx++] = t;

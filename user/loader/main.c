@@ -136,6 +136,21 @@ static const char *hint(int err)
 	}
 }
 
+/* CAP_NET_ADMIN (12), CAP_PERFMON (38) and CAP_BPF (39) are all effective here. */
+static bool bpf_caps_effective(void)
+{
+	unsigned long long eff = 0;
+	char line[128];
+	FILE *f = fopen("/proc/self/status", "re");
+	bool found = false;
+
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "CapEff: %llx", &eff) == 1;
+	if (f)
+		fclose(f);
+	return found && (eff & (1ULL << 12)) && (eff & (1ULL << 38)) && (eff & (1ULL << 39));
+}
+
 /* Print the tail of the libbpf log: the verifier's verdict is in its last lines. */
 static void print_bpf_log_tail(void)
 {
@@ -158,6 +173,11 @@ int fail_lib(const char *what, int err)
 		h = NULL; /* the verifier's EACCES is about the program, not privileges */
 	if (err == ENOENT && detail && !strstr(detail, "no mux named"))
 		h = NULL; /* a missing file or process, not a missing mux: the message says */
+	if (err == EPERM && h && bpf_caps_effective())
+		h = "the capabilities are effective, so something else refused bpf(): a seccomp "
+		    "profile (container runtimes' default ones allow bpf() only with "
+		    "CAP_SYS_ADMIN: run the container with seccomp unconfined, docs/sidecar.md) "
+		    "or kernel lockdown (/sys/kernel/security/lockdown)";
 
 	char msg[1024];
 

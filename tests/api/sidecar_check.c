@@ -165,6 +165,27 @@ static void t_transport_poll(void)
 	close(s);
 }
 
+/* What a request to the sidecar costs: recv-disable off and on, timed. */
+static void t_cost(void)
+{
+	struct kcm_mux *mux = kcm_mux_connect(path());
+	uint64_t t0, t1;
+	int k, n = 500;
+
+	if (!mux) {
+		FAILF("kcm_mux_connect: %s", kcm_last_error());
+		return;
+	}
+	k = kcm_socket(mux);
+	t0 = now_ns();
+	for (int i = 0; i < n; i++)
+		CHECK_OK(kcm_recv_disable(k, i & 1, NULL), "recv_disable %d", i);
+	t1 = now_ns();
+	printf("# %d requests through the sidecar: %.1f us each\n", n,
+	       (double)(t1 - t0) / n / 1000);
+	kcm_mux_close(mux);
+}
+
 /* What the sidecar refuses, each with the errno a local mux would give. */
 static void t_refusals(void)
 {
@@ -283,6 +304,7 @@ static const struct harness_test tests[] = {
 	{ "sidecar_transport_poll", t_transport_poll },
 	{ "sidecar_refusals", t_refusals },
 	{ "sidecar_garbage", t_garbage },
+	{ "sidecar_cost", t_cost },
 	{ "sidecar_die", t_die },
 };
 

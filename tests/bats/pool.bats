@@ -147,7 +147,7 @@ cpu_ticks() {
 		gap=$((t[i] - t[i - 1]))
 		echo "# attempt $i -> $((i + 1)): ${gap} ms (announced ${d[i - 1]})" >&3
 		[ "$gap" -gt "$prev" ]
-		[ "$gap" -ge $((d[i - 1] - 1)) ] # millisecond-rounded times
+		[ "$gap" -ge $((d[i - 1] - SCALE)) ] # millisecond-rounded times (coarser emulated)
 		[ "$gap" -le $((d[i - 1] + 100)) ]
 		prev=$gap
 	done
@@ -220,7 +220,7 @@ cpu_ticks() {
 	[ "$(jq .up <<<"$failed")" = 1 ]
 	seen=$(( $(jq .time_ms <<<"$failed") - killed ))
 	echo "# reset seen ${seen} ms after ss -K" >&3
-	[ "$seen" -le 500 ]
+	[ "$seen" -le $((500 * SCALE)) ]
 	# the replacement: a new cookie, 2 up again, and the mux has exactly those two
 	last=$(events '.event == "connected"' | tail -1)
 	[ "$(jq .up <<<"$last")" = 2 ]
@@ -289,7 +289,7 @@ cpu_ticks() {
 		'["peer-closed",0,0]' ]
 	seen=$(( $(events '.event == "failed"' | tail -1 | jq .time_ms) - killed ))
 	echo "# both FINs handled ${seen} ms after the server was killed" >&3
-	[ "$seen" -le 500 ]
+	[ "$seen" -le $((500 * SCALE)) ]
 	[ "$(events '.event == "failed"' | tail -1 | jq .up)" = 0 ]
 	wait_events '.event == "connect_failed"' 4 5
 	[ "$(events '.event == "connect_failed"' | jq .err | sort -u)" = 111 ]
@@ -299,7 +299,7 @@ cpu_ticks() {
 	n=$(events '.event == "connect_failed"' | wc -l)
 	echo "# server down: $ticks CPU ticks in 1 s, $n refused connects so far" >&3
 	[ "$ticks" -lt $((10 * SCALE)) ]
-	[ "$n" -le 20 ]
+	[ "$n" -le $((20 * SCALE)) ]
 	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:$PORT" --conns 2 \
 		--ready-file "$TMP/holder2.ready"
 	wait_events '.event == "connected"' 4 5

@@ -70,6 +70,11 @@ log_has() {
 	[ "$(echo "$output" | jq -r '.[0].state')" = ok ]
 }
 
+@test "a mux with a parser program (--frame thrift) serves the same application" {
+	serve --allow-uid 65534 --frame thrift
+	check_passes sidecar_data_path sidecar_transport_poll
+}
+
 @test "a uid not allowed is refused with EACCES and a logged reason, and gets nothing" {
 	serve --allow-uid 12345
 	# the socket is 0600 for uid 12345: 65534 cannot even connect

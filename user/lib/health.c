@@ -167,7 +167,6 @@ static int slot_of(struct kcm_mux *mux, uint64_t cookie, __u32 *slot)
 static void fill_addrs(struct kcm_mux *mux, uint32_t slot, struct kcm_transport_event *ev)
 {
 	struct kcm_transport_info info;
-	struct sockaddr_storage *ss[2] = { &ev->local, &ev->remote };
 
 	if (kcm_is_remote(mux)) { /* no map to read: the transmit table kept them */
 		struct kcm_transport *t;
@@ -184,23 +183,8 @@ static void fill_addrs(struct kcm_mux *mux, uint32_t slot, struct kcm_transport_
 	if (bpf_map_lookup_elem(mux->map_fd[KCM_MAP_TRANSPORT_INFO], &slot, &info) ||
 	    info.cookie != ev->cookie)
 		return;
-	for (int i = 0; i < 2; i++) {
-		const __u8 *addr = i ? info.remote_addr : info.local_addr;
-		__u16 port = i ? info.remote_port : info.local_port;
-
-		ss[i]->ss_family = info.family;
-		if (info.family == AF_INET) {
-			struct sockaddr_in *a = (struct sockaddr_in *)ss[i];
-
-			memcpy(&a->sin_addr, addr, 4);
-			a->sin_port = htons(port);
-		} else {
-			struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss[i];
-
-			memcpy(&a->sin6_addr, addr, 16);
-			a->sin6_port = htons(port);
-		}
-	}
+	kcm_sockaddr_of(&ev->local, info.family, info.local_addr, info.local_port);
+	kcm_sockaddr_of(&ev->remote, info.family, info.remote_addr, info.remote_port);
 }
 
 int kcm_transport_check(struct kcm_mux *mux, int fd, struct kcm_transport_event *ev,

@@ -47,24 +47,6 @@ static bool pid_alive(pid_t pid)
 		memcpy((out), &(v), __n);                                           \
 	} while (0)
 
-static void sockaddr_of(struct sockaddr_storage *ss, int family, const __u8 *addr, __u16 port)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-
-		in->sin_family = AF_INET;
-		in->sin_port = htons(port);
-		memcpy(&in->sin_addr, addr, 4);
-	} else if (family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		memcpy(&in6->sin6_addr, addr, 16);
-	}
-}
-
 static bool valid(struct kcm_mux *mux, const void *out, size_t min)
 {
 	if (!mux || (out && *(const size_t *)out < min)) {
@@ -122,8 +104,8 @@ int kcm_transport_foreach(struct kcm_mux *mux,
 		t.fd = info.cookie ? info.fd : -1;
 		t.owner_alive = pid_alive(info.pid);
 		t.parser = info.parser;
-		sockaddr_of(&t.local, info.family, info.local_addr, info.local_port);
-		sockaddr_of(&t.remote, info.family, info.remote_addr, info.remote_port);
+		kcm_sockaddr_of(&t.local, info.family, info.local_addr, info.local_port);
+		kcm_sockaddr_of(&t.remote, info.family, info.remote_addr, info.remote_port);
 		if (state == KCM_SLOT_ATTACHED)
 			transport_stats(mux, &t);
 		r = fn(&t, ctx);

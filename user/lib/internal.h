@@ -312,5 +312,9 @@ static inline void kcm_iov_advance(struct iovec **iov, size_t *n, size_t r)
 uint64_t kcm_sock_cookie(int fd);
 int kcm_set_buf(int fd, int opt, int force_opt, int bytes);
 bool kcm_fd_nonblocking(int fd, int flags);
+/* A socket address from a BPF record's family, raw address and host-order port
+ * (ss_family 0 when the family is neither AF_INET nor AF_INET6). */
+struct sockaddr_storage;
+void kcm_sockaddr_of(struct sockaddr_storage *ss, int family, const __u8 *addr, __u16 port);
 
 #endif /* KCM_INTERNAL_H */

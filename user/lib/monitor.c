@@ -47,24 +47,6 @@ const char *kcm_monitor_event_name(enum kcm_monitor_event_type type)
 	}
 }
 
-static void set_addr(struct sockaddr_storage *ss, int family, const __u8 *addr, __u16 port)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)ss;
-
-		in->sin_family = AF_INET;
-		in->sin_port = htons(port);
-		memcpy(&in->sin_addr, addr, 4);
-	} else if (family == AF_INET6) {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(port);
-		memcpy(&in6->sin6_addr, addr, 16);
-	}
-}
-
 int kcm_monitor_on_ring(void *ctx, void *data, size_t size)
 {
 	struct kcm_monitor *m = ctx;
@@ -100,8 +82,8 @@ int kcm_monitor_on_ring(void *ctx, void *data, size_t size)
 	out.threshold = e.threshold;
 	out.state = e.state;
 	out.old_state = e.old_state;
-	set_addr(&out.local, e.family, e.local_addr, e.local_port);
-	set_addr(&out.remote, e.family, e.remote_addr, e.remote_port);
+	kcm_sockaddr_of(&out.local, e.family, e.local_addr, e.local_port);
+	kcm_sockaddr_of(&out.remote, e.family, e.remote_addr, e.remote_port);
 	out.srtt_us = e.srtt_us;
 	out.rttvar_us = e.rttvar_us;
 	out.rto_us = e.rto_us;

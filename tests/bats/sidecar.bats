@@ -13,7 +13,9 @@ setup() {
 	TMP=$(mktemp -d)
 	chmod 755 "$TMP"
 	SOCK=$TMP/kcm.sock
-	CHECK=$PROGS/sidecar_check
+	# uid 65534 runs it: the build folder may be closed to others (a mktemp -d clone)
+	cp "$PROGS/sidecar_check" "$TMP/"
+	CHECK=$TMP/sidecar_check
 }
 
 teardown() {

@@ -39,14 +39,6 @@ static bool pid_alive(pid_t pid)
 	return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
 }
 
-/* Copy what the caller's (older or newer) struct has room for; sz says how much. */
-#define COPY_OUT(out, v)                                                            \
-	do {                                                                        \
-		size_t __n = (out)->sz < sizeof(v) ? (out)->sz : sizeof(v);         \
-		(v).sz = __n;                                                       \
-		memcpy((out), &(v), __n);                                           \
-	} while (0)
-
 static bool valid(struct kcm_mux *mux, const void *out, size_t min)
 {
 	if (!mux || (out && *(const size_t *)out < min)) {

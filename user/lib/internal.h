@@ -119,6 +119,14 @@ static inline bool kcm_is_remote(const struct kcm_mux *mux)
 	return mux->remote_fd >= 0;
 }
 
+/* Copy what the caller's (older or newer) struct has room for; sz says how much. */
+#define COPY_OUT(out, v)                                                            \
+	do {                                                                        \
+		size_t __n = (out)->sz < sizeof(v) ? (out)->sz : sizeof(v);         \
+		(v).sz = __n;                                                       \
+		memcpy((out), &(v), __n);                                           \
+	} while (0)
+
 /* error.c: record "<what failed>: <strerror(err)>" for kcm_last_error(); returns @err */
 int kcm_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The same with @text as it is (it names its cause already). */

@@ -187,8 +187,7 @@ int kcm_monitor_info(const struct kcm_monitor *m, struct kcm_monitor_info *out)
 	struct kcm_monitor_info i = { .sz = sizeof(i) };
 	int err = 0;
 
-	if (!m || !out || out->sz < offsetof(struct kcm_monitor_info, run_time_ns) +
-				    sizeof(out->run_time_ns))
+	if (!m || !out || out->sz < offsetof(struct kcm_monitor_info, traced) + sizeof(bool))
 		return -EINVAL;
 	i.traced = m->traced;
 	snprintf(i.why_traced, sizeof(i.why_traced), "%s", m->why_traced);
@@ -197,7 +196,6 @@ int kcm_monitor_info(const struct kcm_monitor *m, struct kcm_monitor_info *out)
 	i.stale = m->stale;
 	if (m->stats_fd >= 0)
 		err = program_cost(m, &i);
-	memcpy(out, &i, sizeof(i) < out->sz ? sizeof(i) : out->sz);
-	out->sz = out->sz < sizeof(i) ? out->sz : sizeof(i);
+	COPY_OUT(out, i);
 	return err;
 }

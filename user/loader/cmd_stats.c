@@ -18,7 +18,6 @@
 #include "loader.h"
 #include "format.h"
 
-#define U(x) ((unsigned long long)(x))
 
 static volatile sig_atomic_t stop;
 

@@ -11,6 +11,8 @@
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 
+#define U(x) ((unsigned long long)(x)) /* for %llu */
+
 struct env {
 	bool json;
 	bool verbose;

@@ -9,7 +9,6 @@
 #include "kcm.h"
 #include "format.h"
 
-#define U(x) ((unsigned long long)(x))
 
 struct monitor {
 	const char *name;

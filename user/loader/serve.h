@@ -45,8 +45,6 @@ struct serve {
 	struct serve_client *client[SERVE_MAX_CLIENTS];
 };
 
-#define U(x) ((unsigned long long)(x))
-
 /* serve_ops.c */
 /* Reply to @h with @err (0: @payload), @fds going with it. */
 int serve_reply(struct serve_client *c, const struct kcm_sc_hdr *h, int err,

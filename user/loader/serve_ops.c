@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
-#include <bpf/bpf.h>
 
 #include "loader.h"
 #include "output.h"

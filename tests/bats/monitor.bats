@@ -41,12 +41,12 @@ no_programs_left() {
 	fi
 }
 
-# start_server CONNS [ERRORS]: a mux pinned as $MUX that echoes every message (so its
+# start_server CONNS [ERRORS [KCM_SERVER ARGS...]]: a mux pinned as $MUX that echoes every message (so its
 # transports send data and get RTT samples). Waits until it listens.
 start_server() {
 	bg_run in_server "$PROGS/kcm_server" --listen "$IP_S:7600" --pin "$MUX" --conns "$1" \
 		--reply --expect-errors "${2:-0}" --timeout 120 --ready-file "$TMP/ready" \
-		--attached-file "$TMP/attached" >"$TMP/server.out" 2>&1
+		--attached-file "$TMP/attached" "${@:3}" >"$TMP/server.out" 2>&1
 	SERVER=$BG_PID
 	wait_for_file "$TMP/ready"
 }
@@ -149,7 +149,10 @@ EOF
 
 @test "retrans: events only once total retransmissions reach the threshold" {
 	lossy_link 10
-	start_server 2
+	# workers echo onto the lossy transport and block there: with the default window the
+	# mux then brakes both transports (a closed window makes even the loopback one
+	# retransmit, and brake events are reported). 64 MiB holds all 40 MB of the test.
+	start_server 2 0 --rx-window 67108864
 	client in_client 0 --count 20000 --size 1000 --hold 60
 	client in_server 1 --count 20000 --size 1000 --hold 60
 	wait_for_file "$TMP/attached"

@@ -79,16 +79,31 @@ check_kernel_log() { # check_kernel_log SUITE
 	warn_seen=$now
 }
 
+# took "ok 1 NAME in 1234ms # skip WHY": "NAME # skip WHY", with " (1.2 s)" after NAME when
+# the test took a second or more (where a slow kernel spends its time)
+took() {
+	local ms
+	[[ $1 =~ ^(.*)\ in\ ([0-9]+)ms(.*)$ ]] || { echo "$1"; return; }
+	ms=${BASH_REMATCH[2]}
+	if [ "$ms" -ge 1000 ]; then
+		echo "${BASH_REMATCH[1]} ($((ms / 1000)).$((ms % 1000 / 100)) s)${BASH_REMATCH[3]}"
+	else
+		echo "${BASH_REMATCH[1]}${BASH_REMATCH[3]}"
+	fi
+}
+
 run_suite() { # run_suite FILE LABEL
+	local line start=$SECONDS
 	echo "== $1${2:+ ($2)}"
 	while IFS= read -r line; do
 		case $line in
-		"ok "*"# skip"*) result skip "${line#ok * }" ;;
-		"ok "*) result ok "${2:-$(basename "$1" .bats)}: ${line#ok [0-9]* }" ;;
-		"not ok "*) result fail "${2:-$(basename "$1" .bats)}: ${line#not ok [0-9]* }" ;;
+		"ok "*"# skip"*) line=$(took "$line"); result skip "${line#ok * }" ;;
+		"ok "*) line=$(took "$line"); result ok "${2:-$(basename "$1" .bats)}: ${line#ok [0-9]* }" ;;
+		"not ok "*) line=$(took "$line"); result fail "${2:-$(basename "$1" .bats)}: ${line#not ok [0-9]* }" ;;
 		"#"*) echo "        $line" ;;
 		esac
-	done < <(bats --tap "$1" 2>&1)
+	done < <(bats --tap --timing "$1" 2>&1)
+	echo "        ($(basename "$1" .bats)${2:+ as $2}: $((SECONDS - start)) s)"
 	check_kernel_log "${2:-$(basename "$1" .bats)}"
 }
 

@@ -19,7 +19,7 @@ teardown() {
 @test "a cable cut on an idle transport is found by keepalive within idle + intvl x cnt" {
 	# keepalive 1 s idle, probes every 1 s, 2 unanswered: dead 3 s after the last data
 	bg_run in_server "$PROGS/kcm_server" --listen "$IP_S:7400" --pin "$MUX" --workers 2 \
-		--conns 2 --expect 1100 --expect-errors 1 --keepalive 1,1,2 --timeout 30 --json \
+		--conns 2 --expect 1100 --expect-errors 1 --keepalive 1,1,2 --timeout $((30 * SCALE)) --json \
 		--ready-file "$TMP/ready" >"$TMP/server.json" 2>"$TMP/server.err"
 	server=$BG_PID
 	wait_for_file "$TMP/ready"

@@ -118,7 +118,7 @@ check_senders_blocked() {
 
 @test "one of 4 workers stalled while 4 transports flood: bounded unread and memory, no drop" {
 	flow_run stall --stall one --stall-ms 2000 --workers 4 --conns 4 \
-		--max-inflight "$MAX_INFLIGHT" --timeout 40
+		--max-inflight "$MAX_INFLIGHT" --timeout $((40 * SCALE))
 	check_exactly_once
 	check_bounded
 	# the stalled worker's own unread bytes, by the mux's accounting
@@ -131,7 +131,7 @@ check_senders_blocked() {
 @test "one of 2 workers stalled: the other keeps its rate, bounded, no drop" {
 	# a stalled member's excess over its window must not take all of its peer's room
 	flow_run stall --stall one --stall-ms 2000 --workers 2 --conns 4 \
-		--max-inflight "$MAX_INFLIGHT" --timeout 40
+		--max-inflight "$MAX_INFLIGHT" --timeout $((40 * SCALE))
 	check_exactly_once
 	check_bounded
 	check '(.others_ratio | n) >= 0.5'
@@ -140,7 +140,7 @@ check_senders_blocked() {
 
 @test "all workers stalled: the senders stop on a closed window, memory stays bounded" {
 	flow_run stall --stall all --stall-ms 2000 --workers 4 --conns 4 \
-		--max-inflight "$MAX_INFLIGHT" --timeout 40
+		--max-inflight "$MAX_INFLIGHT" --timeout $((40 * SCALE))
 	check_exactly_once
 	check_bounded
 	# the senders block: no progress in most 20 ms samples of the stall, a zero window
@@ -151,7 +151,7 @@ check_senders_blocked() {
 
 @test "kcm_close mid-stream: what was given to the socket reaches the others" {
 	flow_run close --count 50000 --close-after 1000 --pause-ms 200 --workers 4 --conns 4 \
-		--timeout 40
+		--timeout $((40 * SCALE))
 	check_exactly_once
 	check '.acted == true and .act_ret == 0'
 	check '.sent == 200000'
@@ -161,7 +161,7 @@ check_senders_blocked() {
 @test "kcm_recv_disable then kcm_close with messages in the kernel's backlog: none lost" {
 	# a 1 MiB member buffer is full within the pause, so more wait in the kernel's backlog
 	flow_run disable --count 10000 --close-after 1000 --pause-ms 200 --member-rcvbuf 1048576 \
-		--workers 4 --conns 4 --timeout 40
+		--workers 4 --conns 4 --timeout $((40 * SCALE))
 	check_exactly_once
 	check '.acted == true and .act_ret == 0'
 	check '.sent == 40000'
@@ -169,7 +169,7 @@ check_senders_blocked() {
 }
 
 @test "no KCM socket for a second: the messages wait and all arrive, none dropped" {
-	flow_run nomember --count 5000 --wait-ms 1000 --workers 4 --conns 4 --timeout 40
+	flow_run nomember --count 5000 --wait-ms 1000 --workers 4 --conns 4 --timeout $((40 * SCALE))
 	check_exactly_once
 	check '.sent == 20000'
 	verdict
@@ -177,7 +177,7 @@ check_senders_blocked() {
 
 @test "kcm_recv_disable under overload returns within 1000 ms" {
 	flow_run disable-bound --stall-ms 1000 --act-timeout 3000 --workers 4 --conns 4 \
-		--max-inflight "$MAX_INFLIGHT" --timeout 40
+		--max-inflight "$MAX_INFLIGHT" --timeout $((40 * SCALE))
 	check '.acted == true and .act_ret == 0'
 	check '(.act_ms | n) <= 1000'
 	check_exactly_once
@@ -187,7 +187,7 @@ check_senders_blocked() {
 @test "kcm-loader attach and unattach keep the round-robin position: [10,10,10,10]" {
 	# after every 10th message another process opens the pinned mux, attaches a spare
 	# connection flow_check holds, and unattaches it
-	flow_run rr --workers 4 --count 40 --size 64 --spare-file "$TMP/spare" --timeout 40 \
+	flow_run rr --workers 4 --count 40 --size 64 --spare-file "$TMP/spare" --timeout $((40 * SCALE)) \
 		--between "read -r p f < '$TMP/spare' &&
 			'$LOADER' attach '$MUX' --pid \"\$p\" --fd \"\$f\" &&
 			'$LOADER' unattach '$MUX' --pid \"\$p\" --fd \"\$f\""
@@ -201,7 +201,7 @@ check_senders_blocked() {
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
 	flow_run stall --stall all --stall-ms 2000 --workers 4 --conns 4 \
 		--prog "$BUILD/parsers/thrift.bpf.o" --split thrift --max-inflight "$MAX_INFLIGHT" \
-		--timeout 40
+		--timeout $((40 * SCALE))
 	check_exactly_once
 	check_bounded "$MEM_BOUND_SPLIT"
 	check_senders_blocked
@@ -211,7 +211,7 @@ check_senders_blocked() {
 @test "parser program with its splitter: kcm_close mid-stream loses nothing" {
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
 	flow_run close --count 50000 --close-after 1000 --pause-ms 200 --workers 4 --conns 4 \
-		--prog "$BUILD/parsers/thrift.bpf.o" --split thrift --timeout 40
+		--prog "$BUILD/parsers/thrift.bpf.o" --split thrift --timeout $((40 * SCALE))
 	check_exactly_once
 	check '.acted == true and .act_ret == 0'
 	check '.sent == 200000'
@@ -222,7 +222,7 @@ check_senders_blocked() {
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
 	flow_run stall --stall one --stall-ms 2000 --workers 4 --conns 4 \
 		--prog "$BUILD/parsers/thrift.bpf.o" --split thrift --max-inflight "$MAX_INFLIGHT" \
-		--timeout 40
+		--timeout $((40 * SCALE))
 	check_exactly_once
 	check_bounded "$MEM_BOUND_SPLIT"
 	check "(.window | n) as \$w | (.peak_unread_per_worker[0] | n) <= \$w + $UNREAD_MARGIN"
@@ -234,12 +234,12 @@ check_senders_blocked() {
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
 	flow_run disable --count 10000 --close-after 1000 --pause-ms 200 --workers 4 --conns 4 \
 		--member-rcvbuf 1048576 --prog "$BUILD/parsers/thrift.bpf.o" --split thrift \
-		--timeout 40
+		--timeout $((40 * SCALE))
 	check_exactly_once
 	check '.sent == 40000'
 	verdict
 	flow_run nomember --count 5000 --wait-ms 1000 --workers 2 --conns 4 \
-		--prog "$BUILD/parsers/thrift.bpf.o" --split thrift --timeout 40
+		--prog "$BUILD/parsers/thrift.bpf.o" --split thrift --timeout $((40 * SCALE))
 	check_exactly_once
 	check '.sent == 20000'
 	verdict
@@ -249,7 +249,7 @@ check_senders_blocked() {
 	require_one_per_redirect
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
 	flow_run stall --stall all --stall-ms 2000 --workers 4 --conns 4 \
-		--prog "$BUILD/parsers/thrift.bpf.o" --max-inflight "$MAX_INFLIGHT" --timeout 40
+		--prog "$BUILD/parsers/thrift.bpf.o" --max-inflight "$MAX_INFLIGHT" --timeout $((40 * SCALE))
 	check_exactly_once
 	check '.stall_happened == true'
 	check '.capped_samples == 0'
@@ -264,7 +264,7 @@ check_senders_blocked() {
 	require_one_per_redirect
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
 	flow_run close --count 50000 --close-after 1000 --pause-ms 200 --workers 4 --conns 4 \
-		--prog "$BUILD/parsers/thrift.bpf.o" --timeout 40
+		--prog "$BUILD/parsers/thrift.bpf.o" --timeout $((40 * SCALE))
 	check_exactly_once
 	check '.acted == true and .act_ret == 0'
 	check '.sent == 200000'
@@ -274,10 +274,10 @@ check_senders_blocked() {
 @test "status shows the brake and monitor reports the braking episode while every worker stalls" {
 	local fc mon i
 	bg_run in_server "$PROGS/flow_check" stall --stall all --stall-ms 2000 --before-ms 1500 \
-		--workers 2 --conns 2 --pin "$MUX" --hold-file "$TMP/hold" --timeout 30 \
+		--workers 2 --conns 2 --pin "$MUX" --hold-file "$TMP/hold" --timeout $((30 * SCALE)) \
 		--json >"$TMP/out.json" 2>"$TMP/err"
 	fc=$BG_PID
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 100 * SCALE; i++)); do
 		[ -d "/sys/fs/bpf/kcm/$MUX" ] && break
 		sleep 0.05
 	done
@@ -308,7 +308,7 @@ check_senders_blocked() {
 	# strparser keeps the start of a large message queued on its transport until all of
 	# it is there: a window closed mid-message needs the release to lend room
 	flow_run stall --stall all --stall-ms 1000 --workers 2 --conns 4 --size 200000 \
-		--batch 4 --max-inflight "$MAX_INFLIGHT" --timeout 40
+		--batch 4 --max-inflight "$MAX_INFLIGHT" --timeout $((40 * SCALE))
 	check_exactly_once
 	check '.stall_happened == true'
 	check '.capped_samples == 0'
@@ -326,12 +326,12 @@ check_senders_blocked() {
 	local i j rc
 	for i in 1 2 3 4; do
 		bg_run in_server "$PROGS/kcm_server" --listen "$IP_S:7610" --pin "$MUX" --conns 1 \
-			--reply --expect 200000 --timeout 40 --json --ready-file "$TMP/ready.$i" \
+			--reply --expect 200000 --timeout $((40 * SCALE)) --json --ready-file "$TMP/ready.$i" \
 			>"$TMP/server.$i" 2>&1
 		wait_for_file "$TMP/ready.$i"
 		rc=0
 		in_server "$PROGS/kcm_client" --connect "$IP_S:7610" --count 200000 --size 100 \
-			--mode each --replies --timeout 20 >"$TMP/client.$i" 2>&1 || rc=$?
+			--mode each --replies --timeout $((20 * SCALE)) >"$TMP/client.$i" 2>&1 || rc=$?
 		# a wedged server cannot exit (its workers wait to send): do not wait for ever
 		kill "$BG_PID" 2>/dev/null || true
 		for ((j = 0; j < 50; j++)); do kill -0 "$BG_PID" 2>/dev/null || break; sleep 0.1; done

@@ -79,10 +79,11 @@ bg_run() {
 	BG_PIDS+=("$BG_PID")
 }
 
-# wait_for_file PATH [SECONDS]: a program signals readiness by creating PATH.
+# wait_for_file PATH [SECONDS]: a program signals readiness by creating PATH (the wait,
+# like every give-up limit here, is multiplied by SCALE).
 wait_for_file() {
 	local i
-	for ((i = 0; i < ${2:-10} * 20; i++)); do
+	for ((i = 0; i < ${2:-10} * 20 * SCALE; i++)); do
 		[ -e "$1" ] && return 0
 		sleep 0.05
 	done
@@ -94,7 +95,7 @@ wait_for_file() {
 # client started before that is refused).
 wait_listen() {
 	local i
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 100 * SCALE; i++)); do
 		[ -n "$(in_server ss -Htln src "$IP_S" sport = :"$1")" ] && return 0
 		sleep 0.05
 	done
@@ -102,10 +103,10 @@ wait_listen() {
 	return 1
 }
 
-# wait_mux_rx MUX N: until mux MUX has received N messages (its counters), at most 10 s.
+# wait_mux_rx MUX N: until mux MUX has received N messages (its counters), at most 10 s times SCALE.
 wait_mux_rx() {
 	local n=0 i
-	for ((i = 0; i < 200; i++)); do
+	for ((i = 0; i < 200 * SCALE; i++)); do
 		n=$("$LOADER" status "$1" --json | jq '.[0].counters.rx_msgs')
 		[ "$n" -ge "$2" ] && return 0
 		sleep 0.05

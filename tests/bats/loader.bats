@@ -105,7 +105,7 @@ teardown() {
 	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:7100" --ready-file "$TMP/holder"
 	wait_listen 7100
 	bg_run in_server "$PROGS/mux_consumer" --open "$MUX" --workers 2 --expect 300 --reply \
-		--timeout 20 --ready-file "$TMP/consumer" > "$TMP/consumer.json"
+		--timeout $((20 * SCALE)) --ready-file "$TMP/consumer" > "$TMP/consumer.json"
 	consumer=$BG_PID
 	wait_for_file "$TMP/consumer"
 	# its two KCM sockets, before any traffic: once the 300 replies are out it exits, and
@@ -358,7 +358,7 @@ json_only() {
 	# a library pin where no bpffs is: refused, naming the place (kcm_server pins with
 	# libkcm, which mounts nothing unless kcm_mux_opts.mount_bpffs asks)
 	run env KCM_BPFFS="$TMP/plain" "$PROGS/kcm_server" --listen 127.0.0.1:0 --pin "$MUX" \
-		--conns 1 --timeout 5
+		--conns 1 --timeout $((5 * SCALE))
 	[ "$status" -ne 0 ]
 	[[ "$output" == *"no bpf filesystem at $TMP/plain"* ]]
 	[ -z "$(ls -A "$TMP/plain")" ]

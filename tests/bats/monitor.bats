@@ -45,7 +45,7 @@ no_programs_left() {
 # transports send data and get RTT samples). Waits until it listens.
 start_server() {
 	bg_run in_server "$PROGS/kcm_server" --listen "$IP_S:7600" --pin "$MUX" --conns "$1" \
-		--reply --expect-errors "${2:-0}" --timeout 120 --ready-file "$TMP/ready" \
+		--reply --expect-errors "${2:-0}" --timeout $((120 * SCALE)) --ready-file "$TMP/ready" \
 		--attached-file "$TMP/attached" "${@:3}" >"$TMP/server.out" 2>&1
 	SERVER=$BG_PID
 	wait_for_file "$TMP/ready"
@@ -56,7 +56,7 @@ client() {
 	local where=$1 id=$2
 	shift 2
 	bg_run "$where" "$PROGS/kcm_client" --connect "$IP_S:7600" --conn-base "$id" \
-		--replies --timeout 120 --start-file "$TMP/armed" "$@"
+		--replies --timeout $((120 * SCALE)) --start-file "$TMP/armed" "$@"
 }
 
 # monitor ARGS...: run kcm-loader monitor in the background, its events in $TMP/events.

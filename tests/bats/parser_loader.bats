@@ -34,7 +34,7 @@ start_consumer_and_holder() {
 	bg_run in_server "$PROGS/tcp_holder" --listen "$IP_S:7200" --conns "$1" \
 		--ready-file "$TMP/holder"
 	bg_run in_server "$PROGS/mux_consumer" --open "$MUX" --workers 2 --expect "$2" \
-		--timeout 30 --ready-file "$TMP/consumer" > "$TMP/consumer.json"
+		--timeout $((30 * SCALE)) --ready-file "$TMP/consumer" > "$TMP/consumer.json"
 	CONSUMER=$BG_PID
 	wait_for_file "$TMP/consumer"
 	wait_listen 7200

@@ -31,10 +31,10 @@ events() {
 	head -n "$(wc -l <"$TMP/pool.json")" "$TMP/pool.json" | jq -c "select($1)"
 }
 
-# wait_events FILTER N [SECONDS]: until N events match FILTER (default 10 s).
+# wait_events FILTER N [SECONDS]: until N events match FILTER (default 10 s, times SCALE).
 wait_events() {
 	local i n=0
-	for ((i = 0; i < ${3:-10} * 20; i++)); do
+	for ((i = 0; i < ${3:-10} * 20 * SCALE; i++)); do
 		n=$(events "$1" | wc -l)
 		[ "$n" -ge "$2" ] && return 0
 		sleep 0.05
@@ -91,7 +91,7 @@ cpu_ticks() {
 	in_client "$LOADER" create "$MUX" >/dev/null
 	# the server runs until its peers leave, so the pool's transports stay up to count
 	bg_run in_server "$PROGS/kcm_server" --listen "$IP_S:$PORT" --conns 3 --expect 0 \
-		--pin "$MUX-srv" --timeout 30 --json --ready-file "$TMP/server.ready" \
+		--pin "$MUX-srv" --timeout $((30 * SCALE)) --json --ready-file "$TMP/server.ready" \
 		>"$TMP/server.json" 2>"$TMP/server.err"
 	server=$BG_PID
 	wait_for_file "$TMP/server.ready"
@@ -105,6 +105,8 @@ cpu_ticks() {
 	wait_mux_rx "$MUX-srv" 3000
 	in_client "$LOADER" stats "$MUX" --json >"$TMP/stats.json"
 	jq -c '.[0].transports[] | [.cookie, .tx_msgs]' "$TMP/stats.json"
+	# (shown if what follows fails: seen once in a busy guest, no transport left)
+	cat "$TMP/pool.json" "$TMP/pool.err" "$TMP/server.err"
 	[ "$(jq '.[0].transports | length' "$TMP/stats.json")" = 3 ]
 	[ "$(jq '.[0].mux.tx_msgs' "$TMP/stats.json")" = 3000 ]
 	[ "$(jq '[.[0].transports[].tx_msgs] | add' "$TMP/stats.json")" = 3000 ]
@@ -346,7 +348,7 @@ time.sleep(60)"
 	cookie=$(events '.event == "connected"' | jq .cookie)
 	# another client's first data takes the one place in the accept queue
 	bg_run in_client "$PROGS/kcm_client" --connect "$IP_S:$PORT" --count 1 --hold 60
-	for ((i = 0; i < 100; i++)); do
+	for ((i = 0; i < 100 * SCALE; i++)); do
 		[ "$(in_server ss -Hltn sport = :"$PORT" | awk '{ print $2 }')" = 1 ] && break
 		sleep 0.05
 	done

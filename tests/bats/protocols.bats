@@ -44,7 +44,7 @@ start_server() {
 	bg_run nsenter --net=/run/netns/"$NS_S" "$PY" "$PROTO_DIR/kcm_proto_server.py" \
 		--proto "$proto" --parser "$parser" --lib "$BUILD/libkcm.so" \
 		--listen "$IP_S:$PORT" --workers "$WORKERS" --summary "$SUMMARY" \
-		--ready-file "$READY" --timeout 120 "$@" 2>"$ERR"
+		--ready-file "$READY" --timeout $((120 * SCALE)) "$@" 2>"$ERR"
 	SERVER_PID=$BG_PID
 	wait_for_file "$READY" 20 || { cat "$ERR"; return 1; }
 }

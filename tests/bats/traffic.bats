@@ -139,7 +139,7 @@ trickle_case() {
 
 @test "message bodies from 1 byte to 1 MiB arrive intact" {
 	local mixed tiny
-	start_server --workers 2 --conns 3 --expect 208 --max 1100000 --timeout 30
+	start_server --workers 2 --conns 3 --expect 208 --max 1100000 --timeout $((30 * SCALE))
 	bg_client --start-file "$ATTACHED" --conn-base 0 --count 150 --size 1:1048576 \
 		--size-dist log --seed 7
 	mixed=$BG_PID
@@ -169,7 +169,7 @@ trickle_case() {
 
 @test "a stalled half message fails its transport with ETIMEDOUT under SO_RCVTIMEO" {
 	local t0=$SECONDS
-	start_server --workers 2 --conns 1 --rcvtimeo 1000 --expect 3 --expect-errors 1 --timeout 10
+	start_server --workers 2 --conns 1 --rcvtimeo 1000 --expect 3 --expect-errors 1 --timeout $((10 * SCALE))
 	bg_client --start-file "$ATTACHED" --count 3 --stall 10 --hold 60
 	finish_server
 	expect_eq "transport errors" 1 "$(j '.transport_errors | length')"
@@ -238,14 +238,14 @@ trickle_case() {
 @test "messages already queued when the transport is attached are delivered" {
 	# The client sends at once (no --start-file); the server attaches 500 ms after
 	# accept, so the messages wait in the TCP receive queue and no more come after.
-	start_server --workers 2 --conns 1 --attach-delay 500 --expect 100 --timeout 10
+	start_server --workers 2 --conns 1 --attach-delay 500 --expect 100 --timeout $((10 * SCALE))
 	bg_client --count 100 --hold 60
 	finish_server
 	assert_verified 100
 }
 
 @test "the verifier reports corrupt and duplicate messages and fails" {
-	start_server --workers 2 --conns 2 --expect 21 --timeout 10
+	start_server --workers 2 --conns 2 --expect 21 --timeout $((10 * SCALE))
 	# conn 0 seq 99, body 16: ids right, last 4 bytes not the pattern
 	bg_client --start-file "$ATTACHED" --count 10 --raw 00000010000000000000006300000010deadbeef
 	run client --count 10

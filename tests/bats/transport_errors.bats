@@ -20,10 +20,10 @@ teardown() {
 
 stats() { "$LOADER" stats "$MUX" --json | jq ".[0]$1"; }
 
-# wait_until JQ-EXPR: until the mux's stats satisfy it, at most 10 s.
+# wait_until JQ-EXPR: until the mux's stats satisfy it, at most 10 s times SCALE.
 wait_until() {
 	local i
-	for ((i = 0; i < 200; i++)); do
+	for ((i = 0; i < 200 * SCALE; i++)); do
 		[ "$("$LOADER" stats "$MUX" --json 2>/dev/null | jq ".[0] | $1")" = true ] && return 0
 		sleep 0.05
 	done
@@ -35,7 +35,7 @@ wait_until() {
 # start_server ERRORS: 2 connections; finishes when both peers are gone (and quiet).
 start_server() {
 	bg_run in_server "$PROGS/kcm_server" --listen "$IP_S:7500" --pin "$MUX" --workers 2 \
-		--conns 2 --expect-errors "$1" --timeout 30 --json \
+		--conns 2 --expect-errors "$1" --timeout $((30 * SCALE)) --json \
 		--ready-file "$TMP/ready" --attached-file "$TMP/attached" >"$TMP/server.json" \
 		2>"$TMP/server.err"
 	SERVER=$BG_PID

@@ -176,7 +176,8 @@ test:
 	$(Q)scripts/run-tests.sh
 
 # The suite on this kernel and on Debian's stock kernels in qemu (docs/kernels.md).
-# KERNELS="native 5.10 6.1 6.12" (default), SUITES="traffic api" (default: all).
+# KERNELS="native 5.10 6.1 6.12" (default), SUITES="traffic api" (default: all),
+# REPEAT=5 (the whole matrix 5 times in a row: a rare hang needs many runs).
 test-kernels:
 	$(Q)scripts/install-deps.sh
 	$(Q)$(MAKE) --no-print-directory all

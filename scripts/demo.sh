@@ -20,6 +20,18 @@ while [ $# -gt 0 ]; do
 	*) echo "demo: unknown option '$1' (try --help)" >&2; exit 2 ;;
 	esac
 done
+for v in "--conns $conns" "--workers $workers" "--count $count" "--batch $batch"; do
+	case ${v#* } in
+	'' | 0 | *[!0-9]*) echo "demo: invalid ${v% *} '${v#* }': expected a positive number" >&2; exit 2 ;;
+	esac
+done
+# every echoed body carries its connection and sequence number (12 bytes), so that the
+# client can tell each reply is the one it sent
+if ! [[ $size =~ ^([0-9]+)(:[0-9]+)?$ ]] || [ "${BASH_REMATCH[1]}" -lt 12 ]; then
+	echo "demo: invalid --size '$size': expected MIN[:MAX] with MIN at least 12 (each" \
+		"body carries its connection and sequence number)" >&2
+	exit 2
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "demo: needs root (BPF programs and network namespaces); try: sudo make demo" >&2
@@ -32,8 +44,10 @@ done
 id=$$
 ns_c=kcmdemo-$id-client ns_s=kcmdemo-$id-server
 tmp=$(mktemp -d)
-server_pid=
+server_pid= client_pid=
 cleanup() {
+	set +e # a process killed here makes its wait fail: that must not stop the cleanup
+	[ -n "$client_pid" ] && kill "$client_pid" 2>/dev/null && wait "$client_pid" 2>/dev/null
 	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
 	ip netns del "$ns_c" 2>/dev/null || true
 	ip netns del "$ns_s" 2>/dev/null || true
@@ -57,23 +71,25 @@ echo "demo: server: one mux, $workers worker KCM sockets, batch $batch; client: 
 	"connections x $count messages (bodies $size bytes), every message echoed back"
 nsenter --net=/run/netns/"$ns_s" "$build/tests/kcm_server" --listen 10.123.0.2:7000 \
 	--workers "$workers" --conns "$conns" --expect "$total" --per-conn "$count" --batch "$batch" \
-	--reply --ready-file "$tmp/ready" --attached-file "$tmp/attached" --timeout 60 \
+	--reply --ready-file "$tmp/ready" --attached-file "$tmp/attached" --timeout 300 \
 	--pin "kcmdemo-$id" > "$tmp/server.out" &
 server_pid=$!
-for _ in $(seq 1 200); do [ -e "$tmp/ready" ] && break; sleep 0.05; done
+# (a minute at most: loading the data plane takes seconds on a slow or emulated CPU)
+for _ in $(seq 1 1200); do [ -e "$tmp/ready" ] && break; sleep 0.05; done
 [ -e "$tmp/ready" ] || { echo "demo: the server did not start" >&2; cat "$tmp/server.out"; exit 1; }
 
 nsenter --net=/run/netns/"$ns_c" "$build/tests/kcm_client" --connect 10.123.0.2:7000 \
 	--conns "$conns" --count "$count" --size "$size" --mode pipeline --replies \
-	--start-file "$tmp/attached" --timeout 60 > "$tmp/client.out" &
+	--start-file "$tmp/attached" --timeout 300 > "$tmp/client.out" &
 client_pid=$!
 # while traffic flows, show the mux as kcm-loader sees it
-for _ in $(seq 1 200); do [ -e "$tmp/attached" ] && break; sleep 0.05; done
+for _ in $(seq 1 1200); do [ -e "$tmp/attached" ] && break; sleep 0.05; done
 echo "demo: kcm-loader status while the messages flow:"
 "$build/kcm-loader" status "kcmdemo-$id" | sed 's/^/    /' || true
 
 client_rc=0
 wait "$client_pid" || client_rc=$?
+client_pid=
 server_rc=0
 wait "$server_pid" || server_rc=$?
 server_pid=

@@ -139,7 +139,7 @@ fi
 
 echo "== leftovers"
 if [ $root = 1 ]; then
-	ns=$(ip netns list 2>/dev/null | awk '/^kcmt-/ {print $1}' | tr '\n' ' ')
+	ns=$(ip netns list 2>/dev/null | awk '/^kcm(t|demo)-/ {print $1}' | tr '\n' ' ')
 	[ -z "$ns" ] && result ok "no leftover network namespaces" ||
 		result fail "no leftover network namespaces" "$ns"
 	pins_after=$(list_pins)

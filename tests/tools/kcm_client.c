@@ -94,6 +94,7 @@ static void usage(FILE *f)
 "                       trickle: one byte per write, TCP_NODELAY\n"
 "  --conn-base K        connection ids start at K (default 0)\n"
 "  --replies            read back and verify every message the server echoes\n"
+"                       (bodies of 12 bytes or more: they carry the ids)\n"
 "  --oversize[=BODY]    then send a frame header claiming BODY bytes (default 1 GiB)\n"
 "  --stall N            then send only the first N bytes of one more message\n"
 "  --raw HEX            then send these bytes as they are, e.g. ffffffff00\n"
@@ -262,6 +263,11 @@ static void parse_args(int argc, char **argv)
 			    o.size_max);
 	if (o.replies && (o.stall || o.oversize || o.raw_bytes))
 		usage_error("--replies cannot be combined with malformed input");
+	/* a reply is told apart by the connection and sequence its body carries */
+	if (o.replies && o.size_min < PROG_BODY_IDS)
+		usage_error("--replies needs bodies of at least %d bytes (they carry the "
+			    "connection and sequence number), not --size %u", PROG_BODY_IDS,
+			    o.size_min);
 }
 
 /* Bounded wait for a file another process creates (no sleep-and-hope). */

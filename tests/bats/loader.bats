@@ -53,8 +53,9 @@ teardown() {
 	[ "$(echo "$output" | jq -r '.[0].policy')" = bytes ]
 	[ "$(echo "$output" | jq -r '.[0].state')" = ok ]
 	[ "$(echo "$output" | jq '[.[0].programs[] | select(.ok)] | length')" = 3 ]
-	[ "$(echo "$output" | jq -r '[.[0].programs[].prog_name] | join(",")')" = \
-		"kcm_parser,kcm_verdict,kcm_requeue" ]
+	# the parser scans a batch with bpf_loop where the kernel has it (5.17)
+	[[ "$(echo "$output" | jq -r '[.[0].programs[].prog_name] | join(",")')" =~ \
+		^kcm_parser(_loop)?,kcm_verdict,kcm_requeue$ ]]
 }
 
 @test "bpftool map dump prints the info maps as readable JSON" {

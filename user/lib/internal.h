@@ -84,6 +84,8 @@ struct kcm_sock {
 
 /* probe.c: the kernel has FIONREAD for UDP sockets in a sockmap (udp_bpf_ioctl) */
 bool kcm_kernel_udp_inq(void);
+/* probe.c: sk_skb programs may call bpf_loop (the parser's batch scan uses it) */
+bool kcm_kernel_bpf_loop(void);
 
 /* monitor_hz.c: HZ from how fast /proc/timer_list's jiffies advance (cached); 0 unknown */
 unsigned int kcm_estimate_hz(void);

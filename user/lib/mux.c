@@ -142,6 +142,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	struct kcm_mux *mux = NULL;
 	struct kcm_config cfg;
 	struct kcm_bpf *skel;
+	struct bpf_program *parser;
 	int err, parser_fd = -1;
 
 	if (!user_opts || user_opts->sz < OPTS_V1_SIZE) {
@@ -182,6 +183,10 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	skel->rodata->cfg_window = cfg.window;
 	skel->rodata->cfg_msg_cost = kcm_msg_cost(&cfg);
 	skel->rodata->cfg_split = cfg.splitter[0] != 0;
+	/* one parser of the two: the same scan, with bpf_loop where the kernel has it */
+	parser = kcm_kernel_bpf_loop() ? skel->progs.kcm_parser_loop : skel->progs.kcm_parser;
+	bpf_program__set_autoload(parser == skel->progs.kcm_parser ? skel->progs.kcm_parser_loop :
+				  skel->progs.kcm_parser, false);
 	err = kcm_bpf__load(skel);
 	if (err) {
 		err = err < 0 ? err : -errno;
@@ -221,7 +226,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	mux->map_fd[KCM_MAP_FLOW] = bpf_map__fd(skel->maps.flow);
 	mux->map_fd[KCM_MAP_BRAKE_TARGETS] = bpf_map__fd(skel->maps.brake_targets);
 	mux->map_fd[KCM_MAP_BRAKE_SOURCE] = bpf_map__fd(skel->maps.brake_source);
-	mux->prog_fd[KCM_PROG_PARSER] = bpf_program__fd(skel->progs.kcm_parser);
+	mux->prog_fd[KCM_PROG_PARSER] = bpf_program__fd(parser);
 	mux->prog_fd[KCM_PROG_VERDICT] = bpf_program__fd(skel->progs.kcm_verdict);
 	mux->prog_fd[KCM_PROG_REQUEUE] = bpf_program__fd(skel->progs.kcm_requeue);
 	mux->prog_fd[KCM_PROG_BRAKE] = bpf_program__fd(skel->progs.kcm_brake);

@@ -25,3 +25,17 @@ bool kcm_kernel_udp_inq(void)
 	btf__free(btf);
 	return known;
 }
+
+/*
+ * Whether sk_skb programs may call bpf_loop (Linux 5.17). The parser scans a batch with
+ * it where it can: the verifier checks its callback once, where a bounded loop of 1024
+ * iterations is walked one iteration at a time (about 1 s of CPU on 6.1 per mux).
+ */
+bool kcm_kernel_bpf_loop(void)
+{
+	static int known = -1;
+
+	if (known < 0)
+		known = libbpf_probe_bpf_helper(BPF_PROG_TYPE_SK_SKB, BPF_FUNC_loop, NULL) == 1;
+	return known;
+}

@@ -108,7 +108,9 @@ check_bounded() {
 }
 
 # While every worker stalls the senders stop: idle in at least half the samples, a zero
-# send window seen, their send queues no longer growing.
+# send window seen, their send queues no longer growing. (Stalls last 2 s times SCALE: in
+# a TCG guest the senders took over a second to fill their 10 MB of send buffers at
+# the emulated 10 MB/s, which a 2 s stall counted as sending: ratios 0.65 and 1.13.)
 check_senders_blocked() {
 	check '.idle_sender_samples > 0 and .idle_sender_samples * 2 >= .stall_samples'
 	check '(.sender_ratio | n) <= 0.2'
@@ -117,7 +119,7 @@ check_senders_blocked() {
 }
 
 @test "one of 4 workers stalled while 4 transports flood: bounded unread and memory, no drop" {
-	flow_run stall --stall one --stall-ms 2000 --workers 4 --conns 4 \
+	flow_run stall --stall one --stall-ms $((2000 * SCALE)) --workers 4 --conns 4 \
 		--max-inflight "$MAX_INFLIGHT" --timeout $((40 * SCALE))
 	check_exactly_once
 	check_bounded
@@ -130,7 +132,7 @@ check_senders_blocked() {
 
 @test "one of 2 workers stalled: the other keeps its rate, bounded, no drop" {
 	# a stalled member's excess over its window must not take all of its peer's room
-	flow_run stall --stall one --stall-ms 2000 --workers 2 --conns 4 \
+	flow_run stall --stall one --stall-ms $((2000 * SCALE)) --workers 2 --conns 4 \
 		--max-inflight "$MAX_INFLIGHT" --timeout $((40 * SCALE))
 	check_exactly_once
 	check_bounded
@@ -139,7 +141,7 @@ check_senders_blocked() {
 }
 
 @test "all workers stalled: the senders stop on a closed window, memory stays bounded" {
-	flow_run stall --stall all --stall-ms 2000 --workers 4 --conns 4 \
+	flow_run stall --stall all --stall-ms $((2000 * SCALE)) --workers 4 --conns 4 \
 		--max-inflight "$MAX_INFLIGHT" --timeout $((40 * SCALE))
 	check_exactly_once
 	check_bounded
@@ -199,7 +201,7 @@ check_senders_blocked() {
 
 @test "parser program with its splitter: all workers stalled, the senders stop and memory stays bounded" {
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
-	flow_run stall --stall all --stall-ms 2000 --workers 4 --conns 4 \
+	flow_run stall --stall all --stall-ms $((2000 * SCALE)) --workers 4 --conns 4 \
 		--prog "$BUILD/parsers/thrift.bpf.o" --split thrift --max-inflight "$MAX_INFLIGHT" \
 		--timeout $((40 * SCALE))
 	check_exactly_once
@@ -220,7 +222,7 @@ check_senders_blocked() {
 
 @test "parser program with its splitter: one of 4 workers stalled, bounded, no drop" {
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
-	flow_run stall --stall one --stall-ms 2000 --workers 4 --conns 4 \
+	flow_run stall --stall one --stall-ms $((2000 * SCALE)) --workers 4 --conns 4 \
 		--prog "$BUILD/parsers/thrift.bpf.o" --split thrift --max-inflight "$MAX_INFLIGHT" \
 		--timeout $((40 * SCALE))
 	check_exactly_once
@@ -248,7 +250,7 @@ check_senders_blocked() {
 @test "parser program, one message per redirect: all workers stalled, the senders stop, nothing lost" {
 	require_one_per_redirect
 	[ -f "$BUILD/parsers/thrift.bpf.o" ] || skip "not built: $BUILD/parsers/thrift.bpf.o"
-	flow_run stall --stall all --stall-ms 2000 --workers 4 --conns 4 \
+	flow_run stall --stall all --stall-ms $((2000 * SCALE)) --workers 4 --conns 4 \
 		--prog "$BUILD/parsers/thrift.bpf.o" --max-inflight "$MAX_INFLIGHT" --timeout $((40 * SCALE))
 	check_exactly_once
 	check '.stall_happened == true'

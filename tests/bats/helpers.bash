@@ -17,9 +17,10 @@ require_root() {
 	[ -n "${KCM_NO_FEATURE_SKIP:-}" ] || require_feature unix-members
 }
 
-# feature_state NAME: "STATE: what it saw" from `kcm-loader check`, checked once per run.
+# feature_state NAME: "STATE: what it saw" from `kcm-loader check`, checked once per run
+# (run-tests.sh checks once for all the suites: $KCM_CHECK_JSON).
 feature_state() {
-	local cache=${BATS_RUN_TMPDIR:-/tmp}/kcm-check.json
+	local cache=${KCM_CHECK_JSON:-${BATS_RUN_TMPDIR:-/tmp}/kcm-check.json}
 	# check exits 1 when something is missing: that is an answer, not a failure
 	[ -s "$cache" ] || "$LOADER" check --json >"$cache" 2>/dev/null || true
 	jq -r --arg n "$1" '.[] | select(.name == $n) | "\(.state): \(.seen)"' "$cache"

@@ -62,6 +62,8 @@ struct kcm_mux {
 	struct kcm_transport *tx[KCM_MAX_TRANSPORTS];
 	unsigned int ntx;
 	uint32_t tx_generation;		/* cfg.generation the table was built from */
+	uint64_t tx_scanned_ns;		/* last scan of every slot for a send that found none */
+	uint32_t tx_scanned_gen;	/* the generation it saw */
 	atomic_uint tx_next;
 
 	/* kcm_mux_connect(): a sidecar does what needs bpf() (remote.c) */
@@ -298,6 +300,7 @@ int kcm_tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie);
 void kcm_tx_remove(struct kcm_mux *mux, uint64_t cookie);
 int kcm_tx_refresh(struct kcm_mux *mux);
 int kcm_tx_refresh_force(struct kcm_mux *mux, bool force);
+bool kcm_tx_scan_due(struct kcm_mux *mux);
 /* This process's transport with @cookie, or NULL; the caller holds tx_lock. */
 struct kcm_transport *kcm_tx_find(struct kcm_mux *mux, uint64_t cookie);
 /* An fd of @cookie this process holds to send on, or -1. */

@@ -197,3 +197,26 @@ int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
 	pthread_mutex_unlock(&mux->lock);
 	return 0;
 }
+
+/*
+ * Whether a send that found no transport should scan every slot (1024 map lookups under
+ * the mux lock) for one attached a moment ago. At most once per 10 ms while the
+ * generation stays the same: a mux left with no transport at all would otherwise scan
+ * on every send, and 4 workers answering what a gone client had queued took 16-28 s to
+ * stop. An attach that completes moves the generation, which the next send sees anyway.
+ */
+#define TX_SCAN_GAP_NS (10 * 1000 * 1000ull)
+
+bool kcm_tx_scan_due(struct kcm_mux *mux)
+{
+	uint32_t gen = kcm_config_generation(mux);
+	uint64_t now = kcm_now_ns();
+	uint64_t last = __atomic_load_n(&mux->tx_scanned_ns, __ATOMIC_RELAXED);
+
+	if (gen == __atomic_load_n(&mux->tx_scanned_gen, __ATOMIC_RELAXED) && last &&
+	    now - last < TX_SCAN_GAP_NS)
+		return false;
+	__atomic_store_n(&mux->tx_scanned_gen, gen, __ATOMIC_RELAXED);
+	__atomic_store_n(&mux->tx_scanned_ns, now, __ATOMIC_RELAXED);
+	return true;
+}

@@ -217,7 +217,7 @@ static ssize_t send_message(struct kcm_sock *ks, const struct msghdr *msg, size_
 		return r;
 	pthread_rwlock_rdlock(&mux->tx_lock);
 	r = send_locked_table(mux, msg, total, nonblock, &used);
-	if (r == -ENOTCONN && mux->name[0]) {
+	if (r == -ENOTCONN && mux->name[0] && kcm_tx_scan_due(mux)) {
 		/* a message can arrive on a transport just before its attach is published */
 		pthread_rwlock_unlock(&mux->tx_lock);
 		r = kcm_tx_refresh_force(mux, true);

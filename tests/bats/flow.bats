@@ -275,7 +275,7 @@ check_senders_blocked() {
 
 @test "status shows the brake and monitor reports the braking episode while every worker stalls" {
 	local fc mon i
-	bg_run in_server "$PROGS/flow_check" stall --stall all --stall-ms 2000 --before-ms 1500 \
+	bg_run in_server "$PROGS/flow_check" stall --stall all --stall-ms $((2000 * SCALE)) --before-ms 1500 \
 		--workers 2 --conns 2 --pin "$MUX" --hold-file "$TMP/hold" --timeout $((30 * SCALE)) \
 		--json >"$TMP/out.json" 2>"$TMP/err"
 	fc=$BG_PID
@@ -285,8 +285,14 @@ check_senders_blocked() {
 	done
 	bg_run "$LOADER" monitor "$MUX" --json --duration 10 >"$TMP/mon.json" 2>"$TMP/mon.err"
 	mon=$BG_PID
-	sleep 2.5 # 1.5 s of traffic, then 1 s into the stall
-	"$LOADER" status "$MUX" --json >"$TMP/status.json"
+	# 1.5 s of traffic, then the stall: status while the mux brakes (a slow guest takes
+	# longer to get there than a fixed sleep allowed)
+	for ((i = 0; i < 100 * SCALE; i++)); do
+		"$LOADER" status "$MUX" --json >"$TMP/status.json" 2>/dev/null &&
+			[ "$(jq '.[0].flow.braking' "$TMP/status.json")" = true ] && break
+		kill -0 "$fc" 2>/dev/null || break
+		sleep 0.05
+	done
 	while [ ! -e "$TMP/hold" ] && kill -0 "$fc" 2>/dev/null; do
 		sleep 0.05
 	done

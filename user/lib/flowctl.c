@@ -89,7 +89,7 @@ static bool tick(struct kcm_mux *mux, struct kcm_flowctl *ctl)
 		return false;
 	if (st.nmembers && ctl->hold && kcm_credits_unread(mux, ctl->hold->slot)) {
 		pthread_mutex_lock(&ctl->hold->rlock);
-		kcm_requeue_all(ctl->hold, kcm_now_ns() + HOLD_DRAIN_NS, false, NULL);
+		kcm_requeue_all(ctl->hold, kcm_now_ns() + HOLD_DRAIN_NS, 0, false, NULL);
 		pthread_mutex_unlock(&ctl->hold->rlock);
 	}
 	room = room_of(mux, &st, &full);
@@ -203,7 +203,7 @@ static void resign(struct kcm_mux *mux, struct kcm_flowctl *ctl)
 	} while (left && kcm_now_ns() < end && !usleep(1000));
 	if (ctl->hold) {
 		pthread_mutex_lock(&ctl->hold->rlock);
-		kcm_requeue_all(ctl->hold, end, false, NULL);
+		kcm_requeue_all(ctl->hold, end, 0, false, NULL);
 		pthread_mutex_unlock(&ctl->hold->rlock);
 	}
 	hold_close(mux, ctl);

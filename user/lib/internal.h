@@ -181,10 +181,15 @@ int kcm_member_adopt(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie
 #define KCM_TRANSPORT_RCVBUF (256 * 1024)
 #define KCM_TRANSPORT_RCVBUF_PARSER (64 * 1024)
 
-/* requeue.c: how long kcm_recv_disable() and kcm_close() may wait for messages in flight */
+/*
+ * requeue.c: how long kcm_recv_disable() and kcm_close() may wait for messages in flight;
+ * kcm_close() waits that long after the last message it moved, up to KCM_CLOSE_MAX_MS
+ * (what it leaves is lost with the socket)
+ */
 #define KCM_REQUEUE_MS 1000
+#define KCM_CLOSE_MAX_MS 30000
 #define KCM_REQUEUE_BATCH (256 * 1024) /* bytes of whole messages moved per datagram */
-int kcm_requeue_all(struct kcm_sock *ks, uint64_t deadline, bool hold_ok,
+int kcm_requeue_all(struct kcm_sock *ks, uint64_t deadline, uint64_t until, bool hold_ok,
 		    struct kcm_requeue_report *rep);
 void kcm_requeue_close(struct kcm_sock *ks, struct kcm_requeue_report *rep);
 

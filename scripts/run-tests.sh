@@ -145,6 +145,9 @@ if wanted traffic; then
 		KCM_TRAFFIC_PARSER=$build/parsers/thrift.bpf.o KCM_TRAFFIC_SPLIT=prog \
 			run_suite tests/bats/traffic.bats traffic-prog
 	fi
+	# And the length-prefix parser as a bounded loop, what kernels before bpf_loop (5.17)
+	# load, where the kernel would take bpf_loop.
+	KCM_PARSER_LOOP=bounded run_suite tests/bats/traffic.bats traffic-bounded
 fi
 
 echo "== leftovers"

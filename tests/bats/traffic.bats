@@ -283,6 +283,20 @@ trickle_case() {
 	[ "$status" -eq 2 ] && [[ "$output" == *"MAX is below MIN"* ]]
 }
 
+@test "the parser scans with bpf_loop from 5.17, with a bounded loop before or when asked" {
+	local want=kcm_parser_loop rel
+	rel=$(uname -r)
+	# bpf_loop came in 5.17
+	if [ "${KCM_PARSER_LOOP:-}" = bounded ] || [ "$(printf '%s\n' 5.17 "${rel%%-*}" |
+		sort -V | head -n 1)" != 5.17 ]; then
+		want=kcm_parser
+	fi
+	"$LOADER" create "$MUX" >/dev/null
+	run "$LOADER" status "$MUX" --json
+	[ "$status" -eq 0 ]
+	[ "$(jq -r '.[0].programs[0].prog_name' <<<"$output")" = "$want" ]
+}
+
 @test "the suite leaves no namespaces, pins or processes behind" {
 	local ns pins procs
 	ns=$(ip netns list | awk '{print $1}' | grep "^kcmt-$$-" |

@@ -44,6 +44,6 @@ teardown() {
 	delay=$(( $(jq '.transport_errors[0].failed_at_ms' "$TMP/server.json") - cut ))
 	echo "# found ${delay} ms after the cut" >&3
 	# at most idle + intvl x cnt after the last data (which came before the cut), plus
-	# the server's 100 ms poll and scheduling
-	[ "$delay" -le 3500 ]
+	# the server's 100 ms poll and scheduling (slower on an emulated CPU: 3.5-4.5 s seen)
+	[ "$delay" -le $((3000 + 500 * SCALE)) ]
 }

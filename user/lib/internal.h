@@ -306,6 +306,7 @@ void kcm_tx_remove(struct kcm_mux *mux, uint64_t cookie);
 int kcm_tx_refresh(struct kcm_mux *mux);
 int kcm_tx_refresh_force(struct kcm_mux *mux, bool force);
 bool kcm_tx_scan_due(struct kcm_mux *mux);
+void kcm_tx_scanned(struct kcm_mux *mux, uint32_t gen);
 /* This process's transport with @cookie, or NULL; the caller holds tx_lock. */
 struct kcm_transport *kcm_tx_find(struct kcm_mux *mux, uint64_t cookie);
 /* An fd of @cookie this process holds to send on, or -1. */

@@ -200,23 +200,28 @@ int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
 
 /*
  * Whether a send that found no transport should scan every slot (1024 map lookups under
- * the mux lock) for one attached a moment ago. At most once per 10 ms while the
- * generation stays the same: a mux left with no transport at all would otherwise scan
- * on every send, and 4 workers answering what a gone client had queued took 16-28 s to
- * stop. An attach that completes moves the generation, which the next send sees anyway.
+ * the mux lock) for one attached a moment ago: an attach is in the maps a moment before
+ * it moves the generation, and a message can arrive on it in between. At most once a
+ * second while the generation stays the same, counted from the end of the last scan (an
+ * attach that completes moves the generation, which the next send sees anyway). A mux
+ * left with no transport at all would otherwise scan on every send: 4 workers answering
+ * what a gone client had queued took 16-28 s to stop natively, 5 minutes in a TCG guest
+ * (where a scan takes longer than any gap counted from its start).
  */
-#define TX_SCAN_GAP_NS (10 * 1000 * 1000ull)
+#define TX_SCAN_GAP_NS (1000 * 1000 * 1000ull)
 
 bool kcm_tx_scan_due(struct kcm_mux *mux)
 {
 	uint32_t gen = kcm_config_generation(mux);
-	uint64_t now = kcm_now_ns();
 	uint64_t last = __atomic_load_n(&mux->tx_scanned_ns, __ATOMIC_RELAXED);
 
-	if (gen == __atomic_load_n(&mux->tx_scanned_gen, __ATOMIC_RELAXED) && last &&
-	    now - last < TX_SCAN_GAP_NS)
-		return false;
+	return gen != __atomic_load_n(&mux->tx_scanned_gen, __ATOMIC_RELAXED) || !last ||
+	       kcm_now_ns() - last >= TX_SCAN_GAP_NS;
+}
+
+/* A scan for kcm_tx_scan_due() ended, having seen generation @gen. */
+void kcm_tx_scanned(struct kcm_mux *mux, uint32_t gen)
+{
 	__atomic_store_n(&mux->tx_scanned_gen, gen, __ATOMIC_RELAXED);
-	__atomic_store_n(&mux->tx_scanned_ns, now, __ATOMIC_RELAXED);
-	return true;
+	__atomic_store_n(&mux->tx_scanned_ns, kcm_now_ns(), __ATOMIC_RELAXED);
 }

@@ -283,7 +283,7 @@ check_senders_blocked() {
 		[ -d "/sys/fs/bpf/kcm/$MUX" ] && break
 		sleep 0.05
 	done
-	bg_run "$LOADER" monitor "$MUX" --json --duration 10 >"$TMP/mon.json" 2>"$TMP/mon.err"
+	bg_run "$LOADER" monitor "$MUX" --json --duration $((10 * SCALE)) >"$TMP/mon.json" 2>"$TMP/mon.err"
 	mon=$BG_PID
 	# 1.5 s of traffic, then the stall: status while the mux brakes (a slow guest takes
 	# longer to get there than a fixed sleep allowed)

@@ -194,9 +194,10 @@ cpu_ticks() {
 	mapfile -t t < <(events '.event == "connect_failed"' | jq .time_ms)
 	gap=$((t[1] - t[0] - $(jq .retry_ms <<<"$first")))
 	echo "# second attempt gave up ${gap} ms after it started" >&3
-	# three millisecond-rounded times: 1087 - 88 = 999 was seen for a 1000 ms timeout
-	[ "$gap" -ge 997 ]
-	[ "$gap" -le 1200 ]
+	# three millisecond-rounded times: 1087 - 88 = 999 was seen for a 1000 ms timeout; an
+	# emulated CPU stamps events late (993 in a contended 6.1 guest)
+	[ "$gap" -ge $((997 - 10 * (SCALE - 1))) ]
+	[ "$gap" -le $((1000 + 200 * SCALE)) ]
 	stop_pool 0
 }
 

@@ -123,7 +123,7 @@ EOF
 	client in_client 0 --count 100000 --size 1000 --hold 60
 	client in_server 1 --count 100000 --size 1000 --hold 60
 	wait_for_file "$TMP/attached"
-	monitor --srtt-us 150000 --duration 6 >"$TMP/events"
+	monitor --srtt-us 150000 --duration $((6 * SCALE)) >"$TMP/events"
 	wait_for_file "$TMP/armed"
 	finish_monitor
 	# the slow transport: edge-triggered events, each over the threshold, with a snapshot
@@ -139,7 +139,7 @@ EOF
 
 	# the same traffic against a threshold no RTT can reach here (tbf bounds the queue to
 	# 1 s each way): no event, although the program ran on the same transports
-	monitor --srtt-us 3000000 --duration 4 --stats-cost >"$TMP/events"
+	monitor --srtt-us 3000000 --duration $((4 * SCALE)) --stats-cost >"$TMP/events"
 	wait_for_file "$TMP/armed"
 	finish_monitor
 	[ "$(count '.event')" = 0 ]
@@ -156,7 +156,7 @@ EOF
 	client in_client 0 --count 20000 --size 1000 --hold 60
 	client in_server 1 --count 20000 --size 1000 --hold 60
 	wait_for_file "$TMP/attached"
-	monitor --retrans 5 --duration 6 >"$TMP/events"
+	monitor --retrans 5 --duration $((6 * SCALE)) >"$TMP/events"
 	wait_for_file "$TMP/armed"
 	finish_monitor
 	[ "$(count ".event == \"retrans\" and (.remote | startswith(\"$IP_C:\"))")" -ge 1 ]
@@ -179,7 +179,7 @@ EOF
 	# connected: from now on the requests arrive, and every reply and ACK to the client
 	# is lost
 	lossy_link 100
-	monitor --rto --duration 5 >"$TMP/events"
+	monitor --rto --duration $((5 * SCALE)) >"$TMP/events"
 	wait_for_file "$TMP/armed"
 	finish_monitor
 	# 200 ms, then doubling: at least 3 timeouts in 5 s, numbered 1, 2, 3...
@@ -229,7 +229,7 @@ EOF
 	# one write per message and an echo for each: many small ACKs, an RTT_CB for each
 	client in_server 0 --count 200000 --size 100 --mode each --hold 60
 	wait_for_file "$TMP/attached"
-	monitor --srtt-us 3000000 --duration 4 --stats-cost >"$TMP/events"
+	monitor --srtt-us 3000000 --duration $((4 * SCALE)) --stats-cost >"$TMP/events"
 	wait_for_file "$TMP/armed"
 	finish_monitor
 	[ "$(count '.event')" = 0 ]

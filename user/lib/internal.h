@@ -304,9 +304,7 @@ int kcm_member_slot(struct kcm_mux *mux, __u32 slot, struct kcm_member_info *inf
 int kcm_tx_add(struct kcm_mux *mux, int fd, uint32_t slot, uint64_t cookie);
 void kcm_tx_remove(struct kcm_mux *mux, uint64_t cookie);
 int kcm_tx_refresh(struct kcm_mux *mux);
-int kcm_tx_refresh_force(struct kcm_mux *mux, bool force);
-bool kcm_tx_scan_due(struct kcm_mux *mux);
-void kcm_tx_scanned(struct kcm_mux *mux, uint32_t gen);
+int kcm_tx_rescan(struct kcm_mux *mux);
 /* This process's transport with @cookie, or NULL; the caller holds tx_lock. */
 struct kcm_transport *kcm_tx_find(struct kcm_mux *mux, uint64_t cookie);
 /* An fd of @cookie this process holds to send on, or -1. */

@@ -143,6 +143,7 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	struct kcm_config cfg;
 	struct kcm_bpf *skel;
 	struct bpf_program *parser;
+	bool use_loop;
 	int err, parser_fd = -1;
 
 	if (!user_opts || user_opts->sz < OPTS_V1_SIZE) {
@@ -184,9 +185,10 @@ struct kcm_mux *kcm_mux_create(const struct kcm_mux_opts *user_opts)
 	skel->rodata->cfg_msg_cost = kcm_msg_cost(&cfg);
 	skel->rodata->cfg_split = cfg.splitter[0] != 0;
 	/* one parser of the two: the same scan, with bpf_loop where the kernel has it */
-	parser = kcm_kernel_bpf_loop() ? skel->progs.kcm_parser_loop : skel->progs.kcm_parser;
-	bpf_program__set_autoload(parser == skel->progs.kcm_parser ? skel->progs.kcm_parser_loop :
-				  skel->progs.kcm_parser, false);
+	use_loop = kcm_kernel_bpf_loop();
+	parser = use_loop ? skel->progs.kcm_parser_loop : skel->progs.kcm_parser;
+	bpf_program__set_autoload(use_loop ? skel->progs.kcm_parser : skel->progs.kcm_parser_loop,
+				  false);
 	err = kcm_bpf__load(skel);
 	if (err) {
 		err = err < 0 ? err : -errno;

@@ -81,15 +81,6 @@ int kcm_tx_fd_of(struct kcm_mux *mux, uint64_t cookie)
 	return fd;
 }
 
-/*
- * A pinned mux may gain transports in other processes: when the generation moved,
- * import the new ones (pidfd_getfd) and drop the ones that left.
- */
-int kcm_tx_refresh(struct kcm_mux *mux)
-{
-	return kcm_tx_refresh_force(mux, false);
-}
-
 struct listed {
 	struct kcm_mux *mux;
 	uint64_t cookie[KCM_MAX_TRANSPORTS];
@@ -146,7 +137,7 @@ static int remote_refresh(struct kcm_mux *mux, __u32 gen)
 }
 
 /* @force: look at the maps even if the generation did not move. */
-int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
+static int refresh(struct kcm_mux *mux, bool force)
 {
 	struct kcm_transport_info info;
 	__u32 gen;
@@ -199,29 +190,38 @@ int kcm_tx_refresh_force(struct kcm_mux *mux, bool force)
 }
 
 /*
- * Whether a send that found no transport should scan every slot (1024 map lookups under
- * the mux lock) for one attached a moment ago: an attach is in the maps a moment before
- * it moves the generation, and a message can arrive on it in between. At most once a
- * second while the generation stays the same, counted from the end of the last scan (an
- * attach that completes moves the generation, which the next send sees anyway). A mux
- * left with no transport at all would otherwise scan on every send: 4 workers answering
- * what a gone client had queued took 16-28 s to stop natively, 5 minutes in a TCG guest
- * (where a scan takes longer than any gap counted from its start).
+ * A pinned mux may gain transports in other processes: when the generation moved,
+ * import the new ones (pidfd_getfd) and drop the ones that left.
+ */
+int kcm_tx_refresh(struct kcm_mux *mux)
+{
+	return refresh(mux, false);
+}
+
+/*
+ * A send that found no transport scans every slot (1024 map lookups under the mux lock)
+ * for one attached a moment ago: an attach is in the maps a moment before it moves the
+ * generation, and a message can arrive on it in between. At most once a second while
+ * the generation stays the same, counted from the end of the last scan (an attach that
+ * completes moves the generation, which the next send sees anyway). A mux left with no
+ * transport at all would otherwise scan on every send: 4 workers answering what a gone
+ * client had queued took 16-28 s to stop natively, 5 minutes in a TCG guest (where a
+ * scan takes longer than any gap counted from its start).
+ * 1 when it scanned, 0 when no scan was due, -errno.
  */
 #define TX_SCAN_GAP_NS (1000 * 1000 * 1000ull)
 
-bool kcm_tx_scan_due(struct kcm_mux *mux)
+int kcm_tx_rescan(struct kcm_mux *mux)
 {
 	uint32_t gen = kcm_config_generation(mux);
 	uint64_t last = __atomic_load_n(&mux->tx_scanned_ns, __ATOMIC_RELAXED);
+	int err;
 
-	return gen != __atomic_load_n(&mux->tx_scanned_gen, __ATOMIC_RELAXED) || !last ||
-	       kcm_now_ns() - last >= TX_SCAN_GAP_NS;
-}
-
-/* A scan for kcm_tx_scan_due() ended, having seen generation @gen. */
-void kcm_tx_scanned(struct kcm_mux *mux, uint32_t gen)
-{
+	if (gen == __atomic_load_n(&mux->tx_scanned_gen, __ATOMIC_RELAXED) && last &&
+	    kcm_now_ns() - last < TX_SCAN_GAP_NS)
+		return 0;
+	err = refresh(mux, true);
 	__atomic_store_n(&mux->tx_scanned_gen, gen, __ATOMIC_RELAXED);
 	__atomic_store_n(&mux->tx_scanned_ns, kcm_now_ns(), __ATOMIC_RELAXED);
+	return err ? err : 1;
 }

@@ -217,17 +217,17 @@ static ssize_t send_message(struct kcm_sock *ks, const struct msghdr *msg, size_
 		return r;
 	pthread_rwlock_rdlock(&mux->tx_lock);
 	r = send_locked_table(mux, msg, total, nonblock, &used);
-	if (r == -ENOTCONN && mux->name[0] && kcm_tx_scan_due(mux)) {
+	if (r == -ENOTCONN && mux->name[0]) {
 		/* a message can arrive on a transport just before its attach is published */
-		uint32_t gen = kcm_config_generation(mux);
+		int scanned;
 
 		pthread_rwlock_unlock(&mux->tx_lock);
-		r = kcm_tx_refresh_force(mux, true);
-		kcm_tx_scanned(mux, gen);
-		if (r)
-			return r;
+		scanned = kcm_tx_rescan(mux);
+		if (scanned < 0)
+			return scanned;
 		pthread_rwlock_rdlock(&mux->tx_lock);
-		r = send_locked_table(mux, msg, total, nonblock, &used);
+		if (scanned)
+			r = send_locked_table(mux, msg, total, nonblock, &used);
 	}
 	if (r >= 0 && used)
 		kcm_stats_tx(mux, used->slot, ks->slot, msgs, total);

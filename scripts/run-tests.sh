@@ -33,7 +33,13 @@ result() { # result ok|fail|skip NAME [DETAIL]
 # which go with their namespaces some time later: its pin is what the pins check sees)
 count_progs() { bpftool prog show 2>/dev/null | grep -cE ' (sk_skb|sk_msg|sock_ops|cgroup_sockopt) '; }
 count_maps() { bpftool map show 2>/dev/null | grep -cE ' (sockmap|sockhash) '; }
-count_warnings() { dmesg 2>/dev/null | grep -E 'WARNING:|BUG:|general protection' | grep -vc 'Speculative Return Stack'; }
+# One kernel warning is known and not ours to fix: inet_sock_destruct finding
+# sk_forward_alloc off when a UDP KCM socket is freed, a race in the kernel's sockmap
+# ingress accounting (docs/kernels.md, "sk_forward_alloc"). It is shown, not failed.
+KNOWN_WARNING='WARNING: .* inet_sock_destruct'
+kernel_warnings() { dmesg 2>/dev/null | grep -E 'WARNING:|BUG:|general protection' | grep -v 'Speculative Return Stack'; }
+count_warnings() { kernel_warnings | grep -vcE "$KNOWN_WARNING"; }
+count_known() { kernel_warnings | grep -cE "$KNOWN_WARNING"; }
 list_pins() { ls /sys/fs/bpf/kcm 2>/dev/null | sort; }
 
 # What `kcm-loader check` finds on this kernel, asked once for the whole run: every suite
@@ -56,6 +62,7 @@ if [ $root = 1 ]; then
 	maps_before=$(count_maps)
 	warn_before=$(count_warnings)
 	warn_seen=$warn_before
+	known_seen=$(count_known)
 	pins_before=$(list_pins)
 fi
 
@@ -76,6 +83,7 @@ done
 # Kernel warnings are checked after every suite, so that one is blamed on the suite that
 # caused it, with its first lines (WARN_ON_ONCE prints a warning once per boot).
 warned=()
+known=()
 check_kernel_log() { # check_kernel_log SUITE
 	local now
 	[ $root = 1 ] || return 0
@@ -87,6 +95,13 @@ check_kernel_log() { # check_kernel_log SUITE
 			sed 's/^/        /'
 	fi
 	warn_seen=$now
+	now=$(count_known)
+	if [ "$now" -gt "$known_seen" ]; then
+		known+=("$1")
+		echo "        known kernel warning during $1 (the kernel's sk_forward_alloc race, docs/kernels.md):"
+		kernel_warnings | grep -E "$KNOWN_WARNING" | tail -n 1 | sed 's/^/        /'
+	fi
+	known_seen=$now
 }
 
 # took "ok 1 NAME in 1234ms # skip WHY": "NAME # skip WHY", with " (1.2 s)" after NAME when
@@ -184,5 +199,6 @@ fi
 echo
 [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
 [ $skipped -gt 0 ] && echo "$skipped skipped"
+[ ${#known[@]} -gt 0 ] && echo "known kernel warning (docs/kernels.md) during: ${known[*]}"
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -94,7 +94,7 @@ assert_whole() {
 	start_server thrift --thrift-gen "$gen"
 	# 2 connections x (400 synchronous calls, echo bodies up to 100 KB, + 200 oneway calls)
 	run in_client "$PY" "$PROTO_DIR/thrift/calc_client.py" --connect "$IP_S:$PORT" \
-		--gen "$gen" --conns 2 --calls 400 --notes 200
+		--gen "$gen" --conns 2 --calls 400 --notes 200 --timeout $((10 * SCALE))
 	echo "$output"
 	[ "$status" -eq 0 ]
 	expect_eq "calls answered right" 800 "$(echo "$output" | jq .ok)"
@@ -110,7 +110,7 @@ assert_whole() {
 	need kdig
 	[ -e "$BUILD/parsers/thrift.bpf.o" ] || skip "parser not built: thrift"
 	start_server dns --parser "$BUILD/parsers/thrift.bpf.o" # the last --parser wins
-	run in_client kdig @"$IP_S" -p "$PORT" +tcp +keepopen +short +timeout=4 +retry=0 \
+	run in_client kdig @"$IP_S" -p "$PORT" +tcp +keepopen +short +timeout=$((4 * SCALE)) +retry=0 \
 		q1.kcm.test q2.kcm.test
 	echo "$output"
 	[ "$output" != "$(printf '10.0.0.1\n10.0.0.2')" ]
@@ -128,7 +128,7 @@ assert_whole() {
 		want+=("10.0.$((i >> 8)).$((i & 255))")
 	done
 	start_server dns
-	run in_client kdig @"$IP_S" -p "$PORT" +tcp +keepopen +short +timeout=5 "${names[@]}"
+	run in_client kdig @"$IP_S" -p "$PORT" +tcp +keepopen +short +timeout=$((5 * SCALE)) "${names[@]}"
 	echo "$output" | head -n 5
 	[ "$status" -eq 0 ]
 	expect_eq answers "$(printf '%s\n' "${want[@]}")" "$output"
@@ -224,14 +224,19 @@ assert_whole() {
 	assert_whole "$(j '[.kinds[]] | add')" "$(j '[.kinds[]] | add')"
 }
 
+# librdkafka's request timeouts (10 s for its first request) at the guest's speed: the
+# server loads a data plane per connection, seconds of emulated verifier time
+KCAT_TIMEOUTS=(-X api.version.request.timeout.ms=$((10000 * SCALE)))
+
 # kcat_roundtrip COUNT BATCH LINES_FILE: produce the lines, consume them back in order.
 kcat_roundtrip() {
 	local n=$1 batch=$2 in=$3 out=$BATS_TEST_TMPDIR/consumed
-	run in_client kcat -P -b "$IP_S:$PORT" -t kcmtest -p 0 -X linger.ms=0 \
+	run in_client kcat -P -b "$IP_S:$PORT" -t kcmtest -p 0 -X linger.ms=0 "${KCAT_TIMEOUTS[@]}" \
 		-X batch.num.messages="$batch" -X message.max.bytes=1000000 <"$in"
 	echo "$output"
 	[ "$status" -eq 0 ]
-	in_client kcat -C -b "$IP_S:$PORT" -t kcmtest -p 0 -o beginning -e -q -f '%s\n' >"$out"
+	in_client kcat -C -b "$IP_S:$PORT" -t kcmtest -p 0 "${KCAT_TIMEOUTS[@]}" -o beginning -e -q \
+		-f '%s\n' >"$out"
 	expect_eq "records consumed" "$n" "$(wc -l <"$out")"
 	cmp "$in" "$out" || { echo "records came back different or out of order"; return 1; }
 }

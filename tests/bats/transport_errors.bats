@@ -58,7 +58,10 @@ finish_server() {
 	wait_until '.mux.rx_msgs == 100 and ([.transports[] | select(.partial == 1)] | length) == 1'
 	kill "$rst_client" # its fd closes with linger 0: a RST, with the half message pending
 	wait "$rst_client" || true
-	in_server "$PROGS/kcm_client" --connect "$IP_S:7500" --count 1000 --conn-base 1 --hold 2 &
+	# held while the stats below are read: the server ends, and its mux with it, once both
+	# peers are gone (a guest needs longer for the reads)
+	in_server "$PROGS/kcm_client" --connect "$IP_S:7500" --count 1000 --conn-base 1 \
+		--hold $((2 * SCALE)) &
 	other=$!
 	wait_until '.mux.transport_failures == 1 and .mux.rx_msgs == 1100'
 	# the counters agree with what was sent and lost
@@ -115,7 +118,8 @@ finish_server() {
 	bg_run in_client "$PROGS/kcm_client" --connect "$IP_S:7500" --count 50 --conn-base 0 \
 		--oversize --hold 60
 	bad=$BG_PID
-	in_server "$PROGS/kcm_client" --connect "$IP_S:7500" --count 400 --conn-base 1 --hold 2 &
+	in_server "$PROGS/kcm_client" --connect "$IP_S:7500" --count 400 --conn-base 1 \
+		--hold $((2 * SCALE)) &
 	other=$!
 	wait_until '.mux.transport_failures == 1 and .mux.rx_msgs == 450'
 	stats .mux; stats .transports

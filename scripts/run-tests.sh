@@ -98,7 +98,7 @@ check_kernel_log() { # check_kernel_log SUITE
 	now=$(count_known)
 	if [ "$now" -gt "$known_seen" ]; then
 		known+=("$1")
-		echo "        known kernel warning during $1 (the kernel's sk_forward_alloc race, docs/kernels.md):"
+		echo "        known kernel warning during $1 (sk_forward_alloc race, docs/kernels.md):"
 		kernel_warnings | grep -E "$KNOWN_WARNING" | tail -n 1 | sed 's/^/        /'
 	fi
 	known_seen=$now

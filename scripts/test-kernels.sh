@@ -38,6 +38,9 @@ done
 case $timeout in '' | *[!0-9]*) echo "test-kernels: invalid --timeout '$timeout'" >&2; exit 2 ;; esac
 case $repeat in '' | 0 | *[!0-9]*) echo "test-kernels: invalid --repeat '$repeat'" >&2; exit 2 ;; esac
 [ "$(id -u)" -eq 0 ] || { echo "test-kernels: needs root (BPF, namespaces, qemu)" >&2; exit 1; }
+# the guests run this tree's build: without it every suite would only skip
+[ -x build/kcm-loader ] && [ -f build/kcm.bpf.o ] ||
+	{ echo "test-kernels: $top/build is not built: run make (make test-kernels builds)" >&2; exit 2; }
 
 logdir=${BUILD:-$top/build}/kernels
 mkdir -p "$logdir"

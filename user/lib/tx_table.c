@@ -136,16 +136,12 @@ static int remote_refresh(struct kcm_mux *mux, __u32 gen)
 	return err;
 }
 
-/* @force: look at the maps even if the generation did not move. */
-static int refresh(struct kcm_mux *mux, bool force)
+/* At generation @gen; @force: look at the maps even if the generation did not move. */
+static int refresh(struct kcm_mux *mux, __u32 gen, bool force)
 {
 	struct kcm_transport_info info;
-	__u32 gen;
 	__u64 cookie;
 
-	if (!mux->name[0])
-		return 0;
-	gen = kcm_config_generation(mux);
 	if (gen == mux->tx_generation && !force)
 		return 0;
 	if (kcm_is_remote(mux))
@@ -195,7 +191,7 @@ static int refresh(struct kcm_mux *mux, bool force)
  */
 int kcm_tx_refresh(struct kcm_mux *mux)
 {
-	return refresh(mux, false);
+	return mux->name[0] ? refresh(mux, kcm_config_generation(mux), false) : 0;
 }
 
 /*
@@ -207,7 +203,7 @@ int kcm_tx_refresh(struct kcm_mux *mux)
  * transport at all would otherwise scan on every send: 4 workers answering what a gone
  * client had queued took 16-28 s to stop natively, 5 minutes in a TCG guest (where a
  * scan takes longer than any gap counted from its start).
- * 1 when it scanned, 0 when no scan was due, -errno.
+ * For a pinned mux: 1 when it scanned, 0 when no scan was due, -errno.
  */
 #define TX_SCAN_GAP_NS (1000 * 1000 * 1000ull)
 
@@ -220,7 +216,7 @@ int kcm_tx_rescan(struct kcm_mux *mux)
 	if (gen == __atomic_load_n(&mux->tx_scanned_gen, __ATOMIC_RELAXED) && last &&
 	    kcm_now_ns() - last < TX_SCAN_GAP_NS)
 		return 0;
-	err = refresh(mux, true);
+	err = refresh(mux, gen, true);
 	__atomic_store_n(&mux->tx_scanned_gen, gen, __ATOMIC_RELAXED);
 	__atomic_store_n(&mux->tx_scanned_ns, kcm_now_ns(), __ATOMIC_RELAXED);
 	return err ? err : 1;

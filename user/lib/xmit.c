@@ -223,11 +223,10 @@ static ssize_t send_message(struct kcm_sock *ks, const struct msghdr *msg, size_
 
 		pthread_rwlock_unlock(&mux->tx_lock);
 		scanned = kcm_tx_rescan(mux);
-		if (scanned < 0)
-			return scanned;
+		if (scanned <= 0)
+			return scanned < 0 ? scanned : r;
 		pthread_rwlock_rdlock(&mux->tx_lock);
-		if (scanned)
-			r = send_locked_table(mux, msg, total, nonblock, &used);
+		r = send_locked_table(mux, msg, total, nonblock, &used);
 	}
 	if (r >= 0 && used)
 		kcm_stats_tx(mux, used->slot, ks->slot, msgs, total);

@@ -13,7 +13,8 @@ pkgs=(clang llvm make gcc libc6-dev pkg-config libbpf-dev bpftool libxdp-dev
       # the kernel matrix (scripts/guest.sh): Debian's kernels booted in qemu
       qemu-system-x86 busybox-static xz-utils debian-archive-keyring
       # the sidecar image and its pod (make image, tests/bats/pod.bats)
-      podman runc)
+      # (catatonit: podman's pause process; a Recommends that --no-install-recommends skips)
+      podman runc catatonit)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -5,6 +5,12 @@
 
 load helpers
 
+setup_file() {
+	# api_check's pinned muxes go through libkcm, which mounts nothing (kcm-loader does):
+	# give it the bpffs that systemd mounts at boot, which a machine without it lacks
+	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+}
+
 teardown() {
 	common_teardown
 	# api_check pins apitest-<pid> and removes it; clean up after one that crashed

@@ -31,7 +31,7 @@ const volatile __u32 cfg_window = 2 << 20;
 /* counted per message on top of its bytes (parser programs: each pins a segment clone) */
 const volatile __u32 cfg_msg_cost = 0;
 
-/* parser programs that batch: they tell the verdict the count in skb->priority */
+/* parser programs with a splitter: libkcm requeues one message per datagram */
 const volatile __u32 cfg_split = 0;
 
 struct {
@@ -283,6 +283,8 @@ static __always_inline long scan_one(struct kcm_scan *s, __u32 n)
 	if (n && s->pos + len > s->limit)
 		return 1;
 	s->pos += len;
+	/* the count for the verdict: a store, so the verifier tracks no counter */
+	s->skb->priority = n + 1;
 	return 0;
 }
 
@@ -294,7 +296,11 @@ static long scan_one_cb(__u32 n, void *ctx)
 /*
  * Returns the length of every complete message available (up to cfg_batch), the
  * length of the first message when it is still incomplete, 0 when its header is
- * incomplete, or a negative errno that strparser posts on the transport.
+ * incomplete, or a negative errno that strparser posts on the transport. The count of
+ * messages goes to the verdict in skb->priority, as the SDK's parsers pass theirs:
+ * strparser hands the verdict the skb the parser returned the batch's length on (a
+ * batch of whole messages completes in that call; only a single incomplete message
+ * waits for more data, and may then arrive on a new head skb with priority 0).
  *
  * The scan is a bpf_loop where the kernel has it (5.17), else a bounded loop: the
  * verifier walks a bounded loop's 1024 iterations one by one, which took 6.1's verifier
@@ -305,6 +311,7 @@ static __always_inline int parse(struct __sk_buff *skb, bool kernel_loop)
 	struct strp_msg m = strp_msg_of(skb);
 	struct kcm_scan s = { .skb = skb, .base = m.offset };
 
+	skb->priority = 1;
 	if (skb->len <= s.base)
 		return 0;
 	s.avail = skb->len - s.base;
@@ -337,7 +344,7 @@ int kcm_parser_loop(struct __sk_buff *skb)
 	return parse(skb, true);
 }
 
-/* Number of messages in a batch the parser accepted. */
+/* Number of messages in a batch libkcm requeues (the verdict gets the parser's count). */
 static __always_inline __u32 batch_msgs(struct __sk_buff *skb, __u32 base, __u32 full)
 {
 	__u32 pos = 0, n;
@@ -521,7 +528,8 @@ SEC("sk_skb/stream_verdict")
 int kcm_verdict(struct __sk_buff *skb)
 {
 	struct strp_msg m = strp_msg_of(skb);
-	__u32 msgs = cfg_split ? skb->priority : batch_msgs(skb, m.offset, m.full_len);
+	/* the parser counted the batch (parse(), KCM_PARSER): 0 is a lone message */
+	__u32 msgs = cfg_batch <= 1 ? 1 : skb->priority;
 	struct kcm_counters *c = cnt();
 	int ret;
 

@@ -43,7 +43,11 @@ teardown() {
 	[ "$(jq '.transport_errors[0].so_error' "$TMP/server.json")" = 110 ]
 	delay=$(( $(jq '.transport_errors[0].failed_at_ms' "$TMP/server.json") - cut ))
 	echo "# found ${delay} ms after the cut" >&3
+	echo "found ${delay} ms after the cut"
 	# at most idle + intvl x cnt after the last data (which came before the cut), plus
-	# the server's 100 ms poll and scheduling (slower on an emulated CPU: 3.5-4.5 s seen)
-	[ "$delay" -le $((3000 + 500 * SCALE)) ]
+	# the server's 100 ms poll and scheduling (slower on an emulated CPU: 3.5-4.5 s
+	# seen), plus 500 ms: tcp_keepalive_timer retries a probe that failed to leave this
+	# host after TCP_RESOURCE_PROBE_INTERVAL without counting it. Natively 3.0 s in 8 of
+	# 8 runs, and once over 3.5 s (a fresh-clone make test-kernels; cause not proven).
+	[ "$delay" -le $((3000 + 500 + 500 * SCALE)) ]
 }

@@ -28,11 +28,12 @@ setup() {
 	TMP=$(mktemp -d)
 	podman_conf "$TMP"
 	MUX=kcm-demo
-	# storage podman cannot mount (a guest without fuse) is the machine's problem, not the
+	# storage podman cannot mount (a guest without fuse, or a root on overlayfs, where
+	# podman's overlay driver needs fuse-overlayfs) is the machine's problem, not the
 	# image's: say so and skip; any other build failure fails
 	if [ -e "$BATS_FILE_TMPDIR/image.err" ]; then
 		local why
-		why=$(grep -m1 -E "fuse: device not found|cannot mount|creating overlay mount" \
+		why=$(grep -m1 -E "fuse: device not found|cannot mount|creating overlay mount|not supported over overlayfs" \
 			"$BATS_FILE_TMPDIR/image.err") || { cat "$BATS_FILE_TMPDIR/image.err"; return 1; }
 		skip "podman cannot mount a container's storage here: $why"
 	fi

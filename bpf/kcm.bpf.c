@@ -344,9 +344,10 @@ int kcm_parser_loop(struct __sk_buff *skb)
 	return parse(skb, true);
 }
 
-/* Number of messages in a batch libkcm requeues (the verdict gets the parser's count). */
-static __always_inline __u32 batch_msgs(struct __sk_buff *skb, __u32 base, __u32 full)
+/* Number of messages in a datagram libkcm requeues (the verdict gets the parser's count). */
+static __always_inline __u32 batch_msgs(struct __sk_buff *skb)
 {
+	__u32 full = skb->len;
 	__u32 pos = 0, n;
 	int len;
 
@@ -355,7 +356,7 @@ static __always_inline __u32 batch_msgs(struct __sk_buff *skb, __u32 base, __u32
 	for (n = 0; n < KCM_MAX_BATCH; n++) {
 		if (pos >= full)
 			break;
-		len = kcm_frame_len(skb, base + pos, full - pos);
+		len = kcm_frame_len(skb, pos, full - pos);
 		if (len <= 0)
 			break;
 		pos += len;
@@ -573,7 +574,7 @@ int kcm_requeue(struct __sk_buff *skb)
 {
 	struct kcm_counters *c = cnt();
 	/* with parser programs libkcm moves one message per datagram */
-	__u32 msgs = cfg_split ? 1 : batch_msgs(skb, 0, skb->len);
+	__u32 msgs = cfg_split ? 1 : batch_msgs(skb);
 	int ret = kcm_steer(skb, msgs, skb->len);
 
 	if (c && ret == SK_PASS)
